@@ -1,1 +1,4 @@
-fn main() {}
+fn main() -> anyhow::Result<()> {
+    print!("{}", agentcore_operator::crdgen::crd_yaml()?);
+    Ok(())
+}

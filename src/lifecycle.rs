@@ -1,0 +1,410 @@
+//! The lifecycle as a pure function: from what is known about the object and what was observed
+//! of the remote job, to the one next step. No I/O here; the reconciler performs the steps and
+//! feeds their results back in as observations.
+
+use std::fmt;
+
+use crate::api::{CleanupStep, DeletionPolicy};
+
+/// The service's `BatchEvaluationStatus`, plus values this operator does not know yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteStatus {
+    Pending,
+    InProgress,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+    Stopping,
+    Stopped,
+    Deleting,
+    /// A value added to the service after this operator was built. Treated as "not settled":
+    /// polled, never acted on.
+    Unknown(String),
+}
+
+impl RemoteStatus {
+    /// Parses the service's wire value.
+    #[must_use]
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "PENDING" => Self::Pending,
+            "IN_PROGRESS" => Self::InProgress,
+            "COMPLETED" => Self::Completed,
+            "COMPLETED_WITH_ERRORS" => Self::CompletedWithErrors,
+            "FAILED" => Self::Failed,
+            "STOPPING" => Self::Stopping,
+            "STOPPED" => Self::Stopped,
+            "DELETING" => Self::Deleting,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// The service's wire value.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::CompletedWithErrors => "COMPLETED_WITH_ERRORS",
+            Self::Failed => "FAILED",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Deleting => "DELETING",
+            Self::Unknown(other) => other,
+        }
+    }
+
+    /// PENDING or IN_PROGRESS: the job can still be stopped.
+    #[must_use]
+    pub const fn is_running(&self) -> bool {
+        matches!(self, Self::Pending | Self::InProgress)
+    }
+
+    /// The four statuses from which a job can be deleted and never moves on its own.
+    #[must_use]
+    pub const fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::CompletedWithErrors | Self::Failed | Self::Stopped
+        )
+    }
+}
+
+impl fmt::Display for RemoteStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an AWS call failed, as far as the lifecycle cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// 429.
+    Throttled,
+    /// 5xx.
+    ServerError,
+    /// The operation or attempt timeout elapsed.
+    Timeout,
+    /// The request could not be sent or the connection dropped.
+    Dispatch,
+    /// The response could not be understood.
+    MalformedResponse,
+    /// 403.
+    AccessDenied,
+    /// 401.
+    Unauthorized,
+    /// 402.
+    QuotaExceeded,
+    /// 400: the service rejected the request.
+    Validation,
+    /// 409: the job is not in the state the call needs, or the name is taken.
+    Conflict,
+    /// Anything else.
+    Unknown,
+}
+
+impl FailureKind {
+    /// CamelCase name used as condition reason, event reason and metric label.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Throttled => "Throttled",
+            Self::ServerError => "ServiceError",
+            Self::Timeout => "Timeout",
+            Self::Dispatch => "ConnectionError",
+            Self::MalformedResponse => "MalformedResponse",
+            Self::AccessDenied => "AccessDenied",
+            Self::Unauthorized => "Unauthorized",
+            Self::QuotaExceeded => "QuotaExceeded",
+            Self::Validation => "InvalidSpec",
+            Self::Conflict => "Conflict",
+            Self::Unknown => "UnknownError",
+        }
+    }
+
+    /// Failures that need a person (credentials, permissions): retried slowly.
+    #[must_use]
+    pub const fn needs_intervention(self) -> bool {
+        matches!(self, Self::AccessDenied | Self::Unauthorized)
+    }
+}
+
+/// Why the object sits still until its spec (generation) changes. Retrying would only repeat
+/// the same answer, so there are no AWS calls in this state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallReason {
+    /// The service rejected the spec (ValidationException).
+    InvalidSpec,
+    /// The name belongs to a job this object did not start.
+    NameConflict,
+    /// `adoptBatchEvaluationId` names no job.
+    AdoptionTargetNotFound,
+    /// The recorded job disappeared without this operator deleting it.
+    RemoteDeleted,
+}
+
+impl StallReason {
+    /// CamelCase reason.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidSpec => "InvalidSpec",
+            Self::NameConflict => "NameConflict",
+            Self::AdoptionTargetNotFound => "AdoptionTargetNotFound",
+            Self::RemoteDeleted => "RemoteDeleted",
+        }
+    }
+
+    /// Parses a reason written by [`Self::as_str`].
+    #[must_use]
+    pub fn parse(reason: &str) -> Option<Self> {
+        [
+            Self::InvalidSpec,
+            Self::NameConflict,
+            Self::AdoptionTargetNotFound,
+            Self::RemoteDeleted,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == reason)
+    }
+}
+
+/// Everything about the object the decision needs, extracted without I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectView {
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// The cleanup finalizer is present now.
+    pub has_finalizer: bool,
+    /// The finalizer was already there when this reconcile began: an earlier reconcile may have
+    /// sent a Start whose answer never got recorded.
+    pub start_may_have_happened: bool,
+    /// The force-release annotation is `"true"`.
+    pub force_release: bool,
+    pub deletion_policy: DeletionPolicy,
+    /// `spec.stop`.
+    pub stop_requested: bool,
+    /// `spec.adoptBatchEvaluationId`.
+    pub adopt_id: Option<String>,
+    /// The remote name is the operator's derived default, which embeds part of the object's UID,
+    /// so a job found under it was started for this object.
+    pub name_is_derived: bool,
+    /// `status.batchEvaluationId`.
+    pub recorded_id: Option<String>,
+    /// `status.remoteStatus`.
+    pub recorded_status: Option<RemoteStatus>,
+    /// A stall recorded for the current generation.
+    pub stalled: Option<StallReason>,
+}
+
+/// What this reconcile has learned from AWS so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// Nothing asked yet.
+    None,
+    /// Get (or a Start/Stop/Delete response) reported the job in this status.
+    Job { id: String, status: RemoteStatus },
+    /// List found a job with this object's name.
+    FoundByName { id: String, status: RemoteStatus },
+    /// Get returned 404, or List has no job with this name.
+    NotFound,
+    /// The last call failed.
+    Failed { call: Call, kind: FailureKind },
+}
+
+/// The AWS call an observation or failure came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Start,
+    Get,
+    List,
+    Stop,
+    Delete,
+}
+
+/// Why the finalizer is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// The job is confirmed gone.
+    RemoteGone,
+    /// `deletionPolicy: Retain`: the job stays in AWS.
+    Retained,
+    /// The escape-hatch annotation: the job may be left behind.
+    ForceReleased,
+    /// Nothing remote was ever created for this object (or it belongs to someone else).
+    NothingToCleanUp,
+}
+
+impl Release {
+    /// CamelCase reason.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RemoteGone => "RemoteDeleted",
+            Self::Retained => "Retained",
+            Self::ForceReleased => "ForceReleased",
+            Self::NothingToCleanUp => "NothingToCleanUp",
+        }
+    }
+}
+
+/// Why the reconcile waits for time to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The job runs (PENDING, IN_PROGRESS, STOPPING by request, or an unknown status).
+    JobRunning,
+    /// Deletion: a cleanup step is in flight.
+    Cleanup(CleanupStep),
+}
+
+/// The one next thing to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Add the finalizer; nothing remote may happen before it is stored.
+    AddFinalizer,
+    /// Read the job.
+    Get { id: String },
+    /// Look the job up by name (paginated List).
+    FindByName,
+    /// Start the job (idempotent through the object's client token).
+    Start,
+    /// Stop the running job.
+    Stop { id: String },
+    /// Delete the terminal job.
+    Delete { id: String },
+    /// Remove the finalizer.
+    Release(Release),
+    /// Requeue after the poll interval.
+    Wait(Wait),
+    /// Retry after a backoff that grows with consecutive failures.
+    Retry { call: Call, kind: FailureKind },
+    /// Stop working on this object until its spec changes.
+    Stall(StallReason),
+    /// Nothing to do until the object changes.
+    Idle,
+}
+
+/// Decides the next step. Total: every combination has an answer.
+#[must_use]
+pub fn decide(view: &ObjectView, observation: &Observation) -> Step {
+    if view.deleting {
+        decide_deletion(view, observation)
+    } else {
+        decide_normal(view, observation)
+    }
+}
+
+fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
+    if !view.has_finalizer {
+        return Step::AddFinalizer;
+    }
+    match observation {
+        Observation::None => match (&view.recorded_id, &view.recorded_status) {
+            // Terminal and unchanged: no AWS call at all (invariant I5).
+            (Some(_), Some(status)) if status.is_terminal() => Step::Idle,
+            (Some(id), _) => Step::Get { id: id.clone() },
+            (None, _) if view.stalled.is_some() => Step::Idle,
+            (None, _) => match &view.adopt_id {
+                Some(id) => Step::Get { id: id.clone() },
+                None if view.start_may_have_happened => Step::FindByName,
+                None => Step::Start,
+            },
+        },
+        Observation::Job { id, status } => running_job_step(view, id, status),
+        Observation::FoundByName { id, status } => {
+            if view.name_is_derived {
+                running_job_step(view, id, status)
+            } else {
+                // A user-chosen name may belong to someone else's job: an idempotent Start with
+                // this object's token returns our job, or 409 if the name is not ours.
+                Step::Start
+            }
+        }
+        Observation::NotFound => {
+            if view.recorded_id.is_some() {
+                Step::Stall(StallReason::RemoteDeleted)
+            } else if view.adopt_id.is_some() {
+                Step::Stall(StallReason::AdoptionTargetNotFound)
+            } else {
+                Step::Start
+            }
+        }
+        Observation::Failed { call, kind } => failure_step(*call, *kind),
+    }
+}
+
+fn running_job_step(view: &ObjectView, id: &str, status: &RemoteStatus) -> Step {
+    if status.is_running() && view.stop_requested {
+        Step::Stop { id: id.to_owned() }
+    } else if status.is_terminal() {
+        Step::Idle
+    } else {
+        Step::Wait(Wait::JobRunning)
+    }
+}
+
+fn decide_deletion(view: &ObjectView, observation: &Observation) -> Step {
+    if !view.has_finalizer {
+        return Step::Idle;
+    }
+    if view.force_release {
+        return Step::Release(Release::ForceReleased);
+    }
+    if view.deletion_policy == DeletionPolicy::Retain {
+        return Step::Release(Release::Retained);
+    }
+    match observation {
+        Observation::None => match (&view.recorded_id, &view.adopt_id) {
+            (Some(id), _) | (None, Some(id)) => Step::Get { id: id.clone() },
+            // The name is someone else's: nothing of ours exists.
+            (None, None) if view.stalled == Some(StallReason::NameConflict) => {
+                Step::Release(Release::NothingToCleanUp)
+            }
+            (None, None) => Step::FindByName,
+        },
+        Observation::Job { id, status } | Observation::FoundByName { id, status } => {
+            cleanup_step(id, status)
+        }
+        Observation::NotFound => {
+            if view.recorded_id.is_some() {
+                Step::Release(Release::RemoteGone)
+            } else {
+                Step::Release(Release::NothingToCleanUp)
+            }
+        }
+        // 409 on Stop (the job already finished) or Delete (still stopping) means "re-read";
+        // everything else backs off. A deletion never gives up: the escape hatch is explicit.
+        Observation::Failed { call, kind } => Step::Retry {
+            call: *call,
+            kind: *kind,
+        },
+    }
+}
+
+fn cleanup_step(id: &str, status: &RemoteStatus) -> Step {
+    match status {
+        RemoteStatus::Pending | RemoteStatus::InProgress => Step::Stop { id: id.to_owned() },
+        RemoteStatus::Stopping => Step::Wait(Wait::Cleanup(CleanupStep::AwaitingTerminal)),
+        RemoteStatus::Completed
+        | RemoteStatus::CompletedWithErrors
+        | RemoteStatus::Failed
+        | RemoteStatus::Stopped => Step::Delete { id: id.to_owned() },
+        RemoteStatus::Deleting => Step::Wait(Wait::Cleanup(CleanupStep::AwaitingRemoval)),
+        RemoteStatus::Unknown(_) => Step::Wait(Wait::Cleanup(CleanupStep::AwaitingTerminal)),
+    }
+}
+
+fn failure_step(call: Call, kind: FailureKind) -> Step {
+    match (call, kind) {
+        (Call::Start, FailureKind::Validation) => Step::Stall(StallReason::InvalidSpec),
+        // Our own earlier Start would have been answered idempotently, so a 409 at Start means
+        // the name is taken by a job this object did not start.
+        (Call::Start, FailureKind::Conflict) => Step::Stall(StallReason::NameConflict),
+        (Call::Get, FailureKind::Validation) => Step::Stall(StallReason::InvalidSpec),
+        _ => Step::Retry { call, kind },
+    }
+}
+
+#[cfg(test)]
+mod tests;
