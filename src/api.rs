@@ -21,6 +21,8 @@ pub const MIN_SCORE_ANNOTATION: &str = "evals.agentcore.dev/min-average-score";
 
 /// Desired state of an Amazon Bedrock AgentCore batch evaluation job. Fields that define the
 /// remote job are immutable once the object exists; `deletionPolicy` and `stop` stay mutable.
+// Each printcolumn repeats `type_ = ...`; clippy reads the derive's helper attributes as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "evals.agentcore.dev",

@@ -100,6 +100,9 @@ pub enum FailureKind {
     Validation,
     /// 409: the job is not in the state the call needs, or the name is taken.
     Conflict,
+    /// 404 where the job was expected to exist. The AWS client turns the expected 404s (Get,
+    /// Stop, Delete) into "gone" before the lifecycle sees them.
+    NotFound,
     /// Anything else.
     Unknown,
 }
@@ -119,8 +122,30 @@ impl FailureKind {
             Self::QuotaExceeded => "QuotaExceeded",
             Self::Validation => "InvalidSpec",
             Self::Conflict => "Conflict",
+            Self::NotFound => "NotFound",
             Self::Unknown => "UnknownError",
         }
+    }
+
+    /// Whether a condition reason names a failure (for Warning events).
+    #[must_use]
+    pub fn is_warning_reason(reason: &str) -> bool {
+        [
+            Self::Throttled,
+            Self::ServerError,
+            Self::Timeout,
+            Self::Dispatch,
+            Self::MalformedResponse,
+            Self::AccessDenied,
+            Self::Unauthorized,
+            Self::QuotaExceeded,
+            Self::Validation,
+            Self::Conflict,
+            Self::NotFound,
+            Self::Unknown,
+        ]
+        .iter()
+        .any(|k| k.as_str() == reason)
     }
 
     /// Failures that need a person (credentials, permissions): retried slowly.

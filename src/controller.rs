@@ -1,0 +1,384 @@
+//! Runs the operator: watch, leader election, the reconcile loop, health and metrics endpoints,
+//! and graceful shutdown.
+
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use futures::{StreamExt, future::BoxFuture};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector, watcher,
+    },
+};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::{
+    api::BatchEvaluation,
+    aws::AgentCore,
+    metrics::Metrics,
+    reconciler::{self, Context, Settings},
+};
+
+/// Name the operator reports in events and as field manager.
+pub const CONTROLLER_NAME: &str = "agentcore-operator";
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Watch one namespace, or all when `None`.
+    pub namespace: Option<String>,
+    pub settings: Settings,
+    pub max_concurrent_reconciles: u16,
+    pub metrics_addr: SocketAddr,
+    pub leader_election: Option<LeaderElection>,
+    /// Identity of this replica (pod name) for events and the lease.
+    pub identity: String,
+}
+
+/// Lease settings.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub lease_duration: Duration,
+}
+
+/// Errors that stop the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("metrics endpoint on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("leadership was lost; exiting so that a fresh process can compete again")]
+    LeadershipLost,
+}
+
+#[derive(Clone)]
+struct Health {
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs until SIGTERM/SIGINT (graceful: in-flight reconciles finish, the lease is released)
+/// or until leadership is lost.
+///
+/// # Errors
+/// [`RunError`] when the metrics port cannot be bound, the lease cannot be managed, or
+/// leadership is lost.
+pub async fn run(
+    client: Client,
+    aws: AgentCore,
+    metrics: Arc<Metrics>,
+    config: RunConfig,
+) -> Result<(), RunError> {
+    let health = Health {
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics: metrics.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.metrics_addr,
+            source,
+        })?;
+    info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let app = Router::new()
+        .route("/metrics", get(serve_metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(serve_ready))
+        .with_state(health.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            error!(error = %e, "metrics server failed");
+        }
+    });
+
+    let result = match &config.leader_election {
+        None => {
+            metrics.set_leader(true);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            run_controller(
+                client,
+                aws,
+                metrics.clone(),
+                &config,
+                health.clone(),
+                stop_rx,
+            )
+            .await;
+            Ok(())
+        }
+        Some(lease) => {
+            run_with_lease(client, aws, metrics.clone(), &config, lease, health.clone()).await
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    result
+}
+
+async fn run_with_lease(
+    client: Client,
+    aws: AgentCore,
+    metrics: Arc<Metrics>,
+    config: &RunConfig,
+    lease: &LeaderElection,
+    health: Health,
+) -> Result<(), RunError> {
+    let duration = lease.lease_duration.as_secs().max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease.lease_name)
+        .with_namespace(&lease.lease_namespace)
+        .with_identity(&config.identity)
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .with_field_manager(CONTROLLER_NAME)
+        .build()
+        .await?;
+    let (mut leading, lease_task) = manager.watch().await;
+    // A standby replica is healthy and ready: it serves probes and metrics, and waits.
+    health.ready.store(true, Ordering::Relaxed);
+    metrics.set_leader(false);
+    info!(lease = %lease.lease_name, namespace = %lease.lease_namespace, identity = %config.identity, "waiting for leadership");
+
+    let mut terminate = shutdown_signal();
+    let became_leader = tokio::select! {
+        () = &mut terminate => false,
+        changed = leading.wait_for(|is_leader| *is_leader) => changed.is_ok(),
+    };
+    if !became_leader {
+        info!("shutdown requested before becoming leader");
+        drop(leading);
+        return release_lease(lease_task).await;
+    }
+    info!("became leader");
+    metrics.set_leader(true);
+
+    // Stop reconciling on SIGTERM, or the moment the lease is lost: another replica may
+    // already be leading.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut lost_rx = leading.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = terminate => {},
+            _ = lost_rx.wait_for(|is_leader| !*is_leader) => {},
+        }
+        let _ = stop_tx.send(true);
+    });
+    run_controller(client, aws, metrics.clone(), config, health, stop_rx).await;
+    metrics.set_leader(false);
+    let lost_lease = !*leading.borrow();
+    drop(leading);
+    release_lease(lease_task).await?;
+    if lost_lease {
+        return Err(RunError::LeadershipLost);
+    }
+    Ok(())
+}
+
+/// Ends the lease task (the channel is dropped) and releases the lease, so a standby replica
+/// takes over at once instead of after the lease expires.
+async fn release_lease(
+    task: tokio::task::JoinHandle<
+        Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
+    >,
+) -> Result<(), RunError> {
+    match task.await {
+        Ok(Ok(manager)) => {
+            manager.release().await?;
+            info!("lease released");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => {
+            warn!(error = %e, "lease task ended abnormally");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> BoxFuture<'static, ()> {
+    Box::pin(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        info!("shutdown signal received; finishing in-flight reconciles");
+    })
+}
+
+async fn run_controller(
+    client: Client,
+    aws: AgentCore,
+    metrics: Arc<Metrics>,
+    config: &RunConfig,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
+    let api: Api<BatchEvaluation> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.into(),
+        instance: Some(config.identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let ctx = Arc::new(Context::new(
+        client,
+        aws,
+        recorder,
+        metrics,
+        config.settings.clone(),
+    ));
+
+    let (reader, writer) = reflector::store();
+    let ready_reader = reader.clone();
+    let ready_flag = health.ready.clone();
+    tokio::spawn(async move {
+        if ready_reader.wait_until_ready().await.is_ok() {
+            ready_flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        // The cache only needs what reconciles read; managed fields are most of an object.
+        .modify(|obj: &mut BatchEvaluation| obj.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(relevant_change, Default::default());
+
+    Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(config.max_concurrent_reconciles))
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    other => warn!(error = %other, "controller"),
+                }
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
+/// annotations (the force-release escape hatch and the score threshold do not bump the
+/// generation). The operator's own status writes pass none of these, so they cost no reconcile.
+fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    obj.meta().generation.hash(&mut hasher);
+    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    obj.finalizers().hash(&mut hasher);
+    obj.annotations().hash(&mut hasher);
+    obj.meta().uid.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+async fn serve_metrics(State(health): State<Health>) -> impl IntoResponse {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        health.metrics.render(),
+    )
+}
+
+async fn serve_ready(State(health): State<Health>) -> impl IntoResponse {
+    if health.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the watch cache is not synced yet",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FORCE_RELEASE_ANNOTATION;
+    use std::collections::BTreeMap;
+
+    fn object() -> BatchEvaluation {
+        let mut obj = BatchEvaluation::new("demo", crate::api::BatchEvaluationSpec::default());
+        obj.meta_mut().generation = Some(1);
+        obj
+    }
+
+    #[test]
+    fn status_writes_do_not_trigger_but_the_escape_hatch_does() {
+        let base = object();
+        let mut with_status = base.clone();
+        with_status.status = Some(crate::api::BatchEvaluationStatus {
+            observed_generation: 1,
+            ..Default::default()
+        });
+        assert_eq!(relevant_change(&base), relevant_change(&with_status));
+
+        let mut annotated = base.clone();
+        annotated.meta_mut().annotations = Some(BTreeMap::from([(
+            FORCE_RELEASE_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]));
+        assert_ne!(relevant_change(&base), relevant_change(&annotated));
+
+        let mut finalized = base.clone();
+        finalized.meta_mut().finalizers = Some(vec![crate::api::FINALIZER.into()]);
+        assert_ne!(relevant_change(&base), relevant_change(&finalized));
+
+        let mut respec = base.clone();
+        respec.meta_mut().generation = Some(2);
+        assert_ne!(relevant_change(&base), relevant_change(&respec));
+    }
+}

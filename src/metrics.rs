@@ -1,0 +1,296 @@
+//! Prometheus metrics (OpenMetrics text at `/metrics`). One registry, created once.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    result: &'static str,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsLabels {
+    operation: &'static str,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    remote_status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScoreLabels {
+    namespace: String,
+    name: String,
+    evaluator: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Histogram,
+    aws_requests: Family<AwsLabels, Counter>,
+    aws_duration: Family<OperationLabels, Histogram>,
+    objects: Family<StatusLabels, Gauge>,
+    deleting_age: Family<ObjectLabels, FloatGauge>,
+    scores: Family<ScoreLabels, FloatGauge>,
+    score_thresholds: Family<ObjectLabels, FloatGauge>,
+    leader: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("agentcore_operator");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result and reason",
+            reconciles.clone(),
+        );
+        let reconcile_duration = latency_histogram();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile",
+            reconcile_duration.clone(),
+        );
+        let aws_requests = Family::<AwsLabels, Counter>::default();
+        registry.register(
+            "aws_requests",
+            "AgentCore API calls by operation and outcome",
+            aws_requests.clone(),
+        );
+        let aws_duration =
+            Family::<OperationLabels, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "aws_request_duration_seconds",
+            "Latency of AgentCore API calls, retries included",
+            aws_duration.clone(),
+        );
+        let objects = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "objects",
+            "BatchEvaluation objects by remote status (NONE before a job exists)",
+            objects.clone(),
+        );
+        let deleting_age = Family::<ObjectLabels, FloatGauge>::default();
+        registry.register(
+            "deleting_object_age_seconds",
+            "Seconds since deletion was requested, for objects still being cleaned up",
+            deleting_age.clone(),
+        );
+        let scores = Family::<ScoreLabels, FloatGauge>::default();
+        registry.register(
+            "evaluation_average_score",
+            "Average score per object and evaluator, as reported by the service",
+            scores.clone(),
+        );
+        let score_thresholds = Family::<ObjectLabels, FloatGauge>::default();
+        registry.register(
+            "evaluation_score_threshold",
+            "Per-object alert threshold from the evals.agentcore.dev/min-average-score annotation",
+            score_thresholds.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            aws_requests,
+            aws_duration,
+            objects,
+            deleting_age,
+            scores,
+            score_thresholds,
+            leader,
+        }
+    }
+}
+
+/// What one object contributes to the per-object gauges.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectMetrics {
+    pub remote_status: Option<String>,
+    pub deleting_since: Option<Duration>,
+    /// (evaluator label, average score)
+    pub scores: Vec<(String, f64)>,
+    pub score_threshold: Option<f64>,
+}
+
+static ENCODE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+impl Metrics {
+    /// Counts one reconcile.
+    pub fn observe_reconcile(&self, success: bool, reason: &str, took: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                result: if success { "success" } else { "error" },
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts one AWS call.
+    pub fn observe_aws_call(&self, operation: &'static str, outcome: &str, took: Duration) {
+        self.aws_requests
+            .get_or_create(&AwsLabels {
+                operation,
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.aws_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Replaces the per-object gauges of one object (`None` when the object is gone).
+    pub fn set_object(
+        &self,
+        namespace: &str,
+        name: &str,
+        before: Option<&ObjectMetrics>,
+        now: Option<&ObjectMetrics>,
+    ) {
+        let key = ObjectLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let status_label = |m: &ObjectMetrics| StatusLabels {
+            remote_status: m.remote_status.clone().unwrap_or_else(|| "NONE".into()),
+        };
+        if let Some(before) = before {
+            self.objects.get_or_create(&status_label(before)).dec();
+            for (evaluator, _) in &before.scores {
+                self.scores.remove(&ScoreLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    evaluator: evaluator.clone(),
+                });
+            }
+        }
+        self.deleting_age.remove(&key);
+        self.score_thresholds.remove(&key);
+        let Some(now) = now else { return };
+        self.objects.get_or_create(&status_label(now)).inc();
+        if let Some(age) = now.deleting_since {
+            self.deleting_age.get_or_create(&key).set(age.as_secs_f64());
+        }
+        for (evaluator, score) in &now.scores {
+            self.scores
+                .get_or_create(&ScoreLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    evaluator: evaluator.clone(),
+                })
+                .set(*score);
+        }
+        if let Some(threshold) = now.score_threshold {
+            self.score_thresholds.get_or_create(&key).set(threshold);
+        }
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The OpenMetrics text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            ENCODE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_object_gauges_follow_the_object() {
+        let metrics = Metrics::default();
+        let running = ObjectMetrics {
+            remote_status: Some("IN_PROGRESS".into()),
+            scores: vec![("Builtin.Helpfulness".into(), 0.8)],
+            score_threshold: Some(0.7),
+            ..ObjectMetrics::default()
+        };
+        metrics.set_object("ns", "a", None, Some(&running));
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"agentcore_operator_objects{remote_status="IN_PROGRESS"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"agentcore_operator_evaluation_average_score{namespace="ns",name="a",evaluator="Builtin.Helpfulness"} 0.8"#), "{text}");
+        assert!(
+            text.contains(
+                r#"agentcore_operator_evaluation_score_threshold{namespace="ns",name="a"} 0.7"#
+            ),
+            "{text}"
+        );
+
+        metrics.set_object("ns", "a", Some(&running), None);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"agentcore_operator_objects{remote_status="IN_PROGRESS"} 0"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("evaluator=\"Builtin.Helpfulness\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn aws_calls_are_counted_by_operation_and_outcome() {
+        let metrics = Metrics::default();
+        metrics.observe_aws_call(
+            "StartBatchEvaluation",
+            "ThrottlingException",
+            Duration::from_millis(3),
+        );
+        let text = metrics.render();
+        assert!(text.contains(r#"agentcore_operator_aws_requests_total{operation="StartBatchEvaluation",outcome="ThrottlingException"} 1"#), "{text}");
+    }
+}

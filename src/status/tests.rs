@@ -1,0 +1,248 @@
+use super::*;
+use crate::{
+    api::{EvaluationResults, EvaluatorResult},
+    lifecycle::{Call, Release},
+};
+
+fn job(status: RemoteStatus) -> RemoteJob {
+    RemoteJob {
+        id: "demo-0123456789".into(),
+        arn: "arn:aws:bedrock-agentcore:us-west-2:123456789012:batch-evaluation/demo-0123456789"
+            .into(),
+        name: "demo".into(),
+        status,
+        created_at: Some("2026-01-01T00:00:00Z".into()),
+        updated_at: Some("2026-01-01T00:10:00Z".into()),
+        results: Some(EvaluationResults {
+            total_sessions: Some(10),
+            sessions_completed: Some(7),
+            evaluators: vec![
+                EvaluatorResult {
+                    evaluator_id: Some("Builtin.Helpfulness".into()),
+                    average_score: Some(0.8),
+                    ..Default::default()
+                },
+                EvaluatorResult {
+                    evaluator_id: Some("Builtin.Correctness".into()),
+                    average_score: Some(0.6),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+        error_details: None,
+    }
+}
+
+fn observed<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> Observed<'a> {
+    Observed {
+        generation: 2,
+        deleting: false,
+        stop_requested: false,
+        name: "demo",
+        region: "us-west-2",
+        job,
+        cleanup_action: None,
+        step,
+        failure: None,
+        results_location: None,
+    }
+}
+
+fn cond<'a>(s: &'a BatchEvaluationStatus, type_: &str) -> &'a Condition {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present")
+}
+
+const T0: &str = "2026-01-01T00:00:00Z";
+fn now() -> Timestamp {
+    "2026-01-01T00:20:00Z".parse().expect("timestamp")
+}
+
+#[test]
+fn completed_job_is_ready_with_results() {
+    let j = job(RemoteStatus::Completed);
+    let s = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&j), &Step::Idle),
+        now(),
+    );
+    assert_eq!(s.observed_generation, 2);
+    assert_eq!(s.batch_evaluation_id.as_deref(), Some("demo-0123456789"));
+    assert_eq!(s.sessions.as_deref(), Some("7/10"));
+    assert_eq!(s.average_score, Some(0.7));
+    assert_eq!(s.completed_at.as_deref(), Some("2026-01-01T00:10:00Z"));
+    assert_eq!(cond(&s, READY).status, "True");
+    assert_eq!(cond(&s, READY).reason, "Completed");
+    assert_eq!(cond(&s, RECONCILING).status, "False");
+    assert_eq!(cond(&s, STALLED).status, "False");
+}
+
+#[test]
+fn running_job_is_reconciling() {
+    let j = job(RemoteStatus::InProgress);
+    let s = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&j), &Step::Wait(Wait::JobRunning)),
+        now(),
+    );
+    assert_eq!(cond(&s, READY).status, "False");
+    assert_eq!(cond(&s, RECONCILING).status, "True");
+    assert_eq!(cond(&s, RECONCILING).reason, "InProgress");
+    assert!(s.completed_at.is_none());
+}
+
+#[test]
+fn failed_job_is_stalled_with_the_service_details() {
+    let mut j = job(RemoteStatus::Failed);
+    j.error_details = Some("no sessions found".into());
+    let s = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&j), &Step::Idle),
+        now(),
+    );
+    assert_eq!(cond(&s, STALLED).status, "True");
+    assert_eq!(cond(&s, STALLED).reason, "JobFailed");
+    assert_eq!(cond(&s, STALLED).message, "no sessions found");
+}
+
+#[test]
+fn rejected_spec_stalls_with_the_message() {
+    let step = Step::Stall(StallReason::InvalidSpec);
+    let mut o = observed(None, &step);
+    o.failure = Some((
+        FailureKind::Validation,
+        "ValidationException: evaluators[0] is invalid",
+    ));
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(cond(&s, STALLED).reason, "InvalidSpec");
+    assert!(cond(&s, STALLED).message.contains("evaluators[0]"));
+    assert_eq!(recorded_stall(Some(&s), 2), Some(StallReason::InvalidSpec));
+    assert_eq!(
+        recorded_stall(Some(&s), 3),
+        None,
+        "a new generation clears the stall"
+    );
+    assert_eq!(s.batch_evaluation_name.as_deref(), Some("demo"));
+}
+
+#[test]
+fn stop_on_request_is_not_a_failure() {
+    let j = job(RemoteStatus::Stopped);
+    let mut o = observed(Some(&j), &Step::Idle);
+    o.stop_requested = true;
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(cond(&s, READY).reason, "StoppedOnRequest");
+    assert_eq!(cond(&s, STALLED).status, "False");
+    assert_eq!(cond(&s, RECONCILING).status, "False");
+
+    let j = job(RemoteStatus::Completed);
+    let mut o = observed(Some(&j), &Step::Idle);
+    o.stop_requested = true;
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(cond(&s, RECONCILING).reason, "StopNotNeeded");
+    assert_eq!(cond(&s, READY).status, "True");
+}
+
+#[test]
+fn access_denied_needs_a_person() {
+    let step = Step::Retry {
+        call: Call::Start,
+        kind: FailureKind::AccessDenied,
+    };
+    let mut o = observed(None, &step);
+    o.failure = Some((
+        FailureKind::AccessDenied,
+        "AccessDeniedException: not authorized",
+    ));
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(cond(&s, STALLED).status, "True");
+    assert_eq!(cond(&s, STALLED).reason, "AccessDenied");
+    assert_eq!(cond(&s, RECONCILING).status, "True");
+}
+
+#[test]
+fn throttling_is_reconciling_not_stalled() {
+    let step = Step::Retry {
+        call: Call::Get,
+        kind: FailureKind::Throttled,
+    };
+    let mut o = observed(None, &step);
+    o.failure = Some((FailureKind::Throttled, "ThrottlingException: slow down"));
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(cond(&s, STALLED).status, "False");
+    assert_eq!(cond(&s, READY).reason, "Throttled");
+}
+
+#[test]
+fn deletion_shows_the_cleanup_step_and_where_results_remain() {
+    let j = job(RemoteStatus::Stopping);
+    let step = Step::Wait(Wait::Cleanup(CleanupStep::AwaitingTerminal));
+    let mut o = observed(Some(&j), &step);
+    o.deleting = true;
+    o.cleanup_action = Some(CleanupStep::Stopping);
+    o.results_location = Some("/agentcore/results");
+    let s = desired(&BatchEvaluationStatus::default(), &o, now());
+    assert_eq!(s.cleanup_step, Some(CleanupStep::Stopping));
+    assert_eq!(cond(&s, READY).reason, "Stopping");
+    assert!(cond(&s, READY).message.contains("/agentcore/results"));
+
+    o.cleanup_action = None;
+    let s = desired(&s, &o, now());
+    assert_eq!(s.cleanup_step, Some(CleanupStep::AwaitingTerminal));
+    let _ = Release::RemoteGone;
+}
+
+#[test]
+fn unchanged_observation_changes_nothing() {
+    let j = job(RemoteStatus::InProgress);
+    let step = Step::Wait(Wait::JobRunning);
+    let first = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&j), &step),
+        now(),
+    );
+    let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
+    let second = desired(&first, &observed(Some(&j), &step), later);
+    assert!(
+        !changed(&first, &second),
+        "same observation must not cause a write"
+    );
+    assert_eq!(
+        cond(&second, READY).last_transition_time,
+        cond(&first, READY).last_transition_time
+    );
+    let _ = T0;
+}
+
+#[test]
+fn transition_time_moves_only_when_the_status_flips() {
+    let running = job(RemoteStatus::InProgress);
+    let done = job(RemoteStatus::Completed);
+    let first = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&running), &Step::Wait(Wait::JobRunning)),
+        now(),
+    );
+    let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
+    let second = desired(&first, &observed(Some(&done), &Step::Idle), later);
+    assert_eq!(cond(&second, READY).last_transition_time, Time(later));
+    assert_eq!(
+        cond(&second, STALLED).last_transition_time,
+        cond(&first, STALLED).last_transition_time
+    );
+}
+
+#[test]
+fn unknown_remote_status_is_reported_not_fatal() {
+    let j = job(RemoteStatus::Unknown("ARCHIVED".into()));
+    let s = desired(
+        &BatchEvaluationStatus::default(),
+        &observed(Some(&j), &Step::Wait(Wait::JobRunning)),
+        now(),
+    );
+    assert_eq!(cond(&s, READY).reason, "UnknownRemoteStatus");
+    assert_eq!(s.remote_status.as_deref(), Some("ARCHIVED"));
+}
