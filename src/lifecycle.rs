@@ -329,7 +329,8 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
             // Terminal and unchanged: no AWS call at all (invariant I5).
             (Some(_), Some(status)) if status.is_terminal() => Step::Idle,
             (Some(id), _) => Step::Get { id: id.clone() },
-            (None, _) if view.stalled.is_some() => Step::Idle,
+            // Still stalled at this generation: restate it, without calling AWS.
+            (None, _) if let Some(reason) = view.stalled => Step::Stall(reason),
             (None, _) => match &view.adopt_id {
                 Some(id) => Step::Get { id: id.clone() },
                 None if view.start_may_have_happened => Step::FindByName,

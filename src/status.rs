@@ -97,11 +97,17 @@ pub fn desired(
     };
 
     let remote = status.remote_status.as_deref().map(RemoteStatus::parse);
+    let previous_stall = current
+        .conditions
+        .iter()
+        .find(|c| c.type_ == STALLED && c.status == "True")
+        .map(|c| (c.reason.as_str(), c.message.as_str()));
     let set = conditions(
         observed,
         remote.as_ref(),
         status.cleanup_step,
         status.error_details.as_deref(),
+        previous_stall,
     );
     status.conditions = set
         .into_iter()
@@ -127,6 +133,7 @@ fn conditions(
     remote: Option<&RemoteStatus>,
     cleanup: Option<CleanupStep>,
     error_details: Option<&str>,
+    previous_stall: Option<(&str, &str)>,
 ) -> [ConditionSpec; 3] {
     let make = |ready: (bool, &str, String),
                 reconciling: (bool, &str),
@@ -175,10 +182,12 @@ fn conditions(
         return make((false, step, message), (true, step), stalled);
     }
     if let Step::Stall(reason) = observed.step {
-        let message = observed.failure.map_or_else(
-            || stall_message(*reason).to_owned(),
-            |(_, text)| text.to_owned(),
-        );
+        // Restating a stall keeps the service's words from when it happened.
+        let message = match (observed.failure, previous_stall) {
+            (Some((_, text)), _) => text.to_owned(),
+            (None, Some((previous, text))) if previous == reason.as_str() => text.to_owned(),
+            (None, _) => stall_message(*reason).to_owned(),
+        };
         return make(
             (false, reason.as_str(), message.clone()),
             (false, reason.as_str()),

@@ -136,8 +136,8 @@ fn decision_table() {
         ("start 401: retry slowly", pending_untracked.clone(), failed(Call::Start, FailureKind::Unauthorized), retry(Call::Start, FailureKind::Unauthorized)),
         ("start 402: retry", pending_untracked.clone(), failed(Call::Start, FailureKind::QuotaExceeded), retry(Call::Start, FailureKind::QuotaExceeded)),
         ("list throttled: retry", pending_untracked.clone(), failed(Call::List, FailureKind::Throttled), retry(Call::List, FailureKind::Throttled)),
-        ("stalled on invalid spec: no AWS call", stalled(StallReason::InvalidSpec), Observation::None, Step::Idle),
-        ("stalled on name conflict: no AWS call", stalled(StallReason::NameConflict), Observation::None, Step::Idle),
+        ("stalled on invalid spec: no AWS call", stalled(StallReason::InvalidSpec), Observation::None, Step::Stall(StallReason::InvalidSpec)),
+        ("stalled on name conflict: no AWS call", stalled(StallReason::NameConflict), Observation::None, Step::Stall(StallReason::NameConflict)),
         // --- tracking a recorded job ---
         ("pending: poll", tracked(Pending), Observation::None, get()),
         ("in progress: poll", tracked(InProgress), Observation::None, get()),

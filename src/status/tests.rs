@@ -120,6 +120,12 @@ fn rejected_spec_stalls_with_the_message() {
     assert_eq!(cond(&s, STALLED).reason, "InvalidSpec");
     assert!(cond(&s, STALLED).message.contains("evaluators[0]"));
     assert_eq!(recorded_stall(Some(&s), 2), Some(StallReason::InvalidSpec));
+    // The next reconcile restates the stall without a failure: nothing changes.
+    let again = desired(&s, &observed(None, &step), now());
+    assert!(
+        !changed(&s, &again),
+        "restating a stall must not rewrite it"
+    );
     assert_eq!(
         recorded_stall(Some(&s), 3),
         None,
