@@ -1,6 +1,8 @@
 //! Logging. Levels come from `RUST_LOG`; the default keeps the AWS SDK and kube quiet, so
 //! request details (which may include signed headers) never reach the log at the default level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Log line format.
@@ -27,6 +29,13 @@ pub fn init(format: LogFormat) {
                     .with_span_list(false),
             )
             .init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).init(),
+        // Colours only on a terminal: piped logs (files, kubectl logs) stay plain text.
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stdout().is_terminal()),
+            )
+            .init(),
     }
 }

@@ -1,0 +1,62 @@
+//! The emulator's own API under `/_emulator/`, for tests and demos: counters, every job ever
+//! created, fault settings, and reset. Never subject to fault injection.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{faults::FaultConfig, server::AppState};
+
+pub(crate) async fn health() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+pub(crate) async fn stats(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.stats.snapshot()).into_response()
+}
+
+pub(crate) async fn jobs(State(app): State<Arc<AppState>>) -> Response {
+    Json(json!({ "jobs": app.store.jobs() })).into_response()
+}
+
+pub(crate) async fn get_faults(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.faults.current()).into_response()
+}
+
+/// Replaces every fault setting; script progress starts over.
+pub(crate) async fn put_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let config = match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(config) => config,
+        Err(e) => return bad_request(format!("invalid fault configuration: {e}")),
+    };
+    if let Err(e) = config.validate() {
+        return bad_request(format!("invalid fault configuration: {e}"));
+    }
+    app.faults.set(&config);
+    tracing::info!(faults = %serde_json::to_string(&config).unwrap_or_default(), "faults replaced");
+    Json(app.faults.current()).into_response()
+}
+
+pub(crate) async fn clear_faults(State(app): State<Arc<AppState>>) -> Response {
+    app.faults.set(&FaultConfig::default());
+    tracing::info!("faults cleared");
+    Json(app.faults.current()).into_response()
+}
+
+/// Forgets all jobs and counters and restores the start-up faults.
+pub(crate) async fn reset(State(app): State<Arc<AppState>>) -> Response {
+    app.reset();
+    tracing::info!("emulator reset");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "message": message }))).into_response()
+}

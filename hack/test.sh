@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README states and CI runs it. Builds what it needs first:
+# kube-apiserver, etcd and kubectl from their Go modules, helm from its Go module (both cached
+# under ~/.cache/agentcore-operator/tools), and a Python virtualenv for boto3 and the AWS CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "control plane binaries (built from Go modules once, then cached)"
+bash hack/build-control-plane.sh
+step "helm (built from its Go module once, then cached)"
+bash hack/build-helm.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests: unit, CRD drift, emulator conformance (Rust SDK), harness, end-to-end"
+cargo test --workspace --locked
+
+step "emulator conformance with boto3 and the AWS CLI"
+bash emulator/conformance/run.sh
+
+step "Helm chart: lint, templates, contract checks"
+bash hack/test-chart.sh
+
+echo
+echo "all tests passed"

@@ -1,0 +1,36 @@
+//! The binaries built from Go modules (by `hack/build-*.sh`, cached after the first run) carry
+//! the versions the harness pins. Unversioned builds would report v0.0.0 and break clients that
+//! check the server version (Helm's `kubeVersion`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use agentcore_testenv::{HELM_VERSION, KUBERNETES_VERSION, Tools, ensure_helm};
+
+fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{command:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn control_plane_binaries_report_the_pinned_kubernetes_version() {
+    let tools = Tools::ensure().await.unwrap();
+    let apiserver = stdout_of(Command::new(tools.kube_apiserver()).arg("--version"));
+    assert_eq!(apiserver.trim(), format!("Kubernetes {KUBERNETES_VERSION}"));
+    let kubectl: serde_json::Value = serde_json::from_str(&stdout_of(
+        Command::new(tools.kubectl()).args(["version", "--client", "-o", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(kubectl["clientVersion"]["gitVersion"], KUBERNETES_VERSION);
+    let etcd = stdout_of(Command::new(tools.etcd()).arg("--version"));
+    assert!(etcd.starts_with("etcd Version: 3.6."), "{etcd}");
+}
+
+#[tokio::test]
+async fn helm_reports_the_pinned_version() {
+    let helm = ensure_helm().await.unwrap();
+    let version = stdout_of(Command::new(&helm).args(["version", "--short"]));
+    assert!(version.starts_with(HELM_VERSION), "{version}");
+}

@@ -1,0 +1,316 @@
+//! Shared end-to-end fixture: a real kube-apiserver + etcd, the AgentCore emulator, and the
+//! operator binary running as its own process with the Helm chart's RBAC, driven by kubectl.
+
+#![allow(dead_code)] // each test binary uses a different part of the fixture
+
+use std::{path::PathBuf, time::Duration};
+
+use agentcore_emulator::{EmulatorConfig, JobInfo, Operation, RunningEmulator};
+use agentcore_testenv::{
+    ControlPlane, ControlPlaneOptions, KUBERNETES_VERSION, OPERATOR_NAMESPACE, OperatorOptions,
+    OperatorProcess, ensure_helm, wait_until_ok,
+};
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+pub const OPERATOR_BIN: &str = env!("CARGO_BIN_EXE_agentcore-operator");
+/// Release name used to render the chart's RBAC; the chart's fullname and lease name follow it.
+pub const RELEASE: &str = "agentcore-operator";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Renders templates of the chart with `helm template` (helm built from its Go module).
+pub async fn helm_template(extra: &[&str]) -> anyhow::Result<String> {
+    let helm = ensure_helm().await?;
+    let mut args = vec![
+        "template".to_owned(),
+        RELEASE.to_owned(),
+        repo_path("charts/agentcore-operator").display().to_string(),
+        "--namespace".to_owned(),
+        OPERATOR_NAMESPACE.to_owned(),
+        "--kube-version".to_owned(),
+        KUBERNETES_VERSION.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let out = tokio::process::Command::new(&helm)
+        .args(&args)
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "helm {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+pub struct Env {
+    pub plane: ControlPlane,
+    pub emulator: RunningEmulator,
+    pub operator: OperatorProcess,
+}
+
+pub struct EnvOptions {
+    pub emulator: EmulatorConfig,
+    pub operator_args: Vec<String>,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            emulator: EmulatorConfig {
+                job_duration: Duration::from_secs(3),
+                stop_duration: Duration::from_secs(1),
+                delete_duration: Duration::from_millis(500),
+                ..EmulatorConfig::default()
+            },
+            operator_args: Vec::new(),
+        }
+    }
+}
+
+impl Env {
+    pub async fn start(options: EnvOptions) -> anyhow::Result<Self> {
+        let plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
+        plane
+            .install_crd(repo_path("crds/evals.agentcore.dev_batchevaluations.yaml"))
+            .await?;
+        grant_chart_rbac(&plane).await?;
+        let emulator = agentcore_emulator::start(options.emulator).await?;
+        let operator = start_operator(&plane, &emulator, "operator", &options.operator_args)?;
+        operator
+            .wait_for_log("starting agentcore-operator", Duration::from_secs(30))
+            .await?;
+        Ok(Self {
+            plane,
+            emulator,
+            operator,
+        })
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(self.plane.kubectl_ok(args).await?)
+    }
+
+    /// `kubectl apply` of a manifest from a string.
+    pub async fn apply(&self, yaml: &str) -> anyhow::Result<String> {
+        Ok(self.plane.apply_yaml(yaml).await?)
+    }
+
+    /// The object as JSON, or `None` once it is gone.
+    pub async fn get(&self, ns: &str, name: &str) -> anyhow::Result<Option<Value>> {
+        let out = self
+            .plane
+            .kubectl()
+            .args([
+                "get",
+                "beval",
+                name,
+                "-n",
+                ns,
+                "-o",
+                "json",
+                "--ignore-not-found",
+            ])
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "kubectl get failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_slice(&out.stdout)?))
+    }
+
+    /// Waits until the object satisfies `check`, returning it.
+    pub async fn wait_for(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let check = &check;
+        let found = wait_until_ok(what, timeout, Duration::from_millis(250), || async move {
+            match self.get(ns, name).await? {
+                Some(obj) if check(&obj) => Ok(obj),
+                Some(obj) => bail!(
+                    "not yet: status {}",
+                    obj.get("status").unwrap_or(&Value::Null)
+                ),
+                None => bail!("the object is gone"),
+            }
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "{ns}/{name}: {what}; operator log: {}",
+                self.operator.log_path().display()
+            )
+        })?;
+        Ok(found)
+    }
+
+    pub async fn wait_gone(&self, ns: &str, name: &str, timeout: Duration) -> anyhow::Result<()> {
+        wait_until_ok(
+            "the object to be gone",
+            timeout,
+            Duration::from_millis(250),
+            || async move {
+                match self.get(ns, name).await? {
+                    None => Ok(()),
+                    Some(obj) => {
+                        bail!("still there: {}", obj.get("status").unwrap_or(&Value::Null))
+                    }
+                }
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "{ns}/{name}; operator log: {}",
+                self.operator.log_path().display()
+            )
+        })
+    }
+
+    pub async fn create_namespace(&self, ns: &str) -> anyhow::Result<()> {
+        self.kubectl(&["create", "namespace", ns]).await?;
+        Ok(())
+    }
+
+    /// Jobs the emulator created for this remote name.
+    pub fn jobs_named(&self, name: &str) -> Vec<JobInfo> {
+        self.emulator
+            .jobs()
+            .into_iter()
+            .filter(|j| j.name == name)
+            .collect()
+    }
+
+    /// Calls of one operation the emulator answered so far, all outcomes.
+    pub fn calls(&self, op: Operation) -> u64 {
+        self.emulator.stats().total(op)
+    }
+}
+
+/// Applies the RBAC the Helm chart renders, bound to the ServiceAccount identity the operator
+/// runs as: the tests prove that the chart's permissions are enough.
+pub async fn grant_chart_rbac(plane: &ControlPlane) -> anyhow::Result<()> {
+    plane
+        .kubectl_ok(["create", "namespace", OPERATOR_NAMESPACE])
+        .await
+        .or_else(|e| {
+            if e.to_string().contains("AlreadyExists") {
+                Ok(String::new())
+            } else {
+                Err(e)
+            }
+        })?;
+    let rbac = helm_template(&[
+        "--show-only",
+        "templates/rbac.yaml",
+        "--show-only",
+        "templates/leader-election-rbac.yaml",
+    ])
+    .await?;
+    plane.apply_yaml(&rbac).await?;
+    Ok(())
+}
+
+/// Starts the operator binary with the chart's identity against the plane and emulator.
+pub fn start_operator(
+    plane: &ControlPlane,
+    emulator: &RunningEmulator,
+    name: &str,
+    extra: &[String],
+) -> anyhow::Result<OperatorProcess> {
+    let mut args: Vec<String> = [
+        "run",
+        "--aws-endpoint-url",
+        &emulator.endpoint_url(),
+        "--aws-region",
+        "us-west-2",
+        "--poll-interval",
+        "500ms",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--aws-attempt-timeout",
+        "3s",
+        "--aws-operation-timeout",
+        "10s",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(extra.iter().cloned());
+    Ok(OperatorProcess::start(
+        plane,
+        OperatorOptions::new(OPERATOR_BIN).name(name).args(args),
+    )?)
+}
+
+/// A manifest for a BatchEvaluation with a CloudWatch source; `extra_spec` is YAML indented
+/// for the spec block, `tags` become emulator controls (`emulator:job-duration`, ...).
+pub fn manifest(ns: &str, name: &str, extra_spec: &str, tags: &[(&str, &str)]) -> String {
+    let mut tag_block = String::new();
+    if !tags.is_empty() {
+        tag_block.push_str("  tags:\n");
+        for (k, v) in tags {
+            tag_block.push_str(&format!("    \"{k}\": \"{v}\"\n"));
+        }
+    }
+    format!(
+        "apiVersion: evals.agentcore.dev/v1alpha1
+kind: BatchEvaluation
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  description: end-to-end test
+  evaluators:
+    - evaluatorId: Builtin.Helpfulness
+    - evaluatorId: Builtin.Correctness
+  dataSource:
+    cloudWatchLogs:
+      serviceNames: [checkout-agent]
+      logGroupNames: [/aws/agentcore/checkout]
+{tag_block}{extra_spec}"
+    )
+}
+
+pub fn status_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.pointer(&format!("/status/{field}"))
+        .and_then(Value::as_str)
+}
+
+pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+}
+
+pub fn condition_is(obj: &Value, type_: &str, status: &str, reason: &str) -> bool {
+    condition(obj, type_).is_some_and(|c| {
+        c.get("status").and_then(Value::as_str) == Some(status)
+            && c.get("reason").and_then(Value::as_str) == Some(reason)
+    })
+}
+
+pub fn uid(obj: &Value) -> String {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
