@@ -279,9 +279,21 @@ async fn run_controller(
     let (reader, writer) = reflector::store();
     let ready_reader = reader.clone();
     let ready_flag = health.ready.clone();
+    // kube-runtime's store readiness is a oneshot that wakes only the last of several waiters,
+    // and the controller waits on it too: re-poll on a timer instead of awaiting it once.
     tokio::spawn(async move {
-        if ready_reader.wait_until_ready().await.is_ok() {
-            ready_flag.store(true, Ordering::Relaxed);
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), ready_reader.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    ready_flag.store(true, Ordering::Relaxed);
+                    info!("watch cache synced; ready");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
     });
     let stream = watcher(api, watcher::Config::default())

@@ -272,8 +272,13 @@ impl ControlPlane {
 
     /// Server-side applies manifests given as YAML text (as admin, conflicts forced).
     pub async fn apply_yaml(&self, yaml: &str) -> Result<String> {
+        self.apply_yaml_with(&[], yaml).await
+    }
+
+    /// [`Self::apply_yaml`] with extra `kubectl apply` arguments, e.g. `--dry-run=server`.
+    pub async fn apply_yaml_with(&self, extra: &[&str], yaml: &str) -> Result<String> {
         let mut command = self.apply_command();
-        command.args(["-f", "-"]);
+        command.args(extra).args(["-f", "-"]);
         run_kubectl(command, Some(yaml)).await
     }
 

@@ -241,8 +241,6 @@ pub fn start_operator(
         "us-west-2",
         "--poll-interval",
         "500ms",
-        "--metrics-addr",
-        "127.0.0.1:0",
         "--log-format",
         "json",
         "--aws-attempt-timeout",
@@ -253,11 +251,21 @@ pub fn start_operator(
     .iter()
     .map(ToString::to_string)
     .collect();
+    if !extra.iter().any(|a| a.starts_with("--metrics-addr")) {
+        args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
+    }
     args.extend(extra.iter().cloned());
     Ok(OperatorProcess::start(
         plane,
         OperatorOptions::new(OPERATOR_BIN).name(name).args(args),
     )?)
+}
+
+/// A loopback port that was free a moment ago (for the operator's metrics endpoint).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A manifest for a BatchEvaluation with a CloudWatch source; `extra_spec` is YAML indented
