@@ -105,6 +105,10 @@ impl Context {
     }
 }
 
+/// Longest wait between polls during deletion (STOPPING, DELETING); jobs themselves are polled
+/// at the configured interval.
+const CLEANUP_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Most steps one reconcile takes before it yields; a safety net, the lifecycle converges in
 /// fewer (finalizer, observe, act, act).
 const MAX_STEPS: usize = 8;
@@ -347,6 +351,11 @@ async fn reconcile_object(
     );
 
     let (action, reason) = match &step {
+        // Someone waits on `kubectl delete`: cleanup steps are polled at least every few seconds.
+        Step::Wait(lifecycle::Wait::Cleanup(_)) => (
+            Action::requeue(jittered(ctx.settings.poll_interval.min(CLEANUP_POLL_INTERVAL))),
+            "Cleaning",
+        ),
         Step::Wait(_) => (
             Action::requeue(jittered(ctx.settings.poll_interval)),
             "Waiting",
