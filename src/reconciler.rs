@@ -353,7 +353,9 @@ async fn reconcile_object(
     let (action, reason) = match &step {
         // Someone waits on `kubectl delete`: cleanup steps are polled at least every few seconds.
         Step::Wait(lifecycle::Wait::Cleanup(_)) => (
-            Action::requeue(jittered(ctx.settings.poll_interval.min(CLEANUP_POLL_INTERVAL))),
+            Action::requeue(jittered(
+                ctx.settings.poll_interval.min(CLEANUP_POLL_INTERVAL),
+            )),
             "Cleaning",
         ),
         Step::Wait(_) => (
