@@ -12,11 +12,14 @@ bash hack/build-control-plane.sh
 step "helm (built from its Go module once, then cached)"
 bash hack/build-helm.sh
 
+step "gitops-check: kstatus (cli-utils) and Argo CD's Lua runtime (gopher-lua), from the Go module proxy"
+bash hack/build-gitops-check.sh >/dev/null
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests: unit, CRD drift, emulator conformance (Rust SDK), harness, end-to-end"
+step "Rust tests: unit, CRD drift, emulator conformance (Rust SDK), harness, end-to-end, operations, GitOps, examples, docs"
 cargo test --workspace --locked
 
 step "emulator conformance with boto3 and the AWS CLI"

@@ -29,6 +29,7 @@ pub const MIN_SCORE_ANNOTATION: &str = "evals.agentcore.dev/min-average-score";
     version = "v1alpha1",
     kind = "BatchEvaluation",
     plural = "batchevaluations",
+    doc = "An Amazon Bedrock AgentCore batch evaluation, run and cleaned up by agentcore-operator. Deleting the object stops and deletes the remote job first (unless spec.deletionPolicy is Retain).",
     namespaced,
     status = "BatchEvaluationStatus",
     shortname = "beval",

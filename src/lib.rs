@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apidocs;
 pub mod aws;
 pub mod controller;
 pub mod crdgen;

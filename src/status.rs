@@ -268,9 +268,11 @@ fn conditions(
                 Some(("JobFailed", details.to_owned())),
             )
         }
+        // The desired state ("stopped") is reached: Ready=True, so kstatus reads Current and a
+        // Flux `wait: true` does not hang on it; the reason tells it apart from a completion.
         RemoteStatus::Stopped if observed.stop_requested => make(
             (
-                false,
+                true,
                 "StoppedOnRequest",
                 "stopped because spec.stop is true; results so far are kept".into(),
             ),

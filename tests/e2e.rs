@@ -318,7 +318,7 @@ async fn declarative_stop(env: &Env) -> anyhow::Result<()> {
     let stopped = env
         .wait_for(ns, "halt", "STOPPED on request", LONG, |o| {
             status_str(o, "remoteStatus") == Some("STOPPED")
-                && condition_is(o, "Ready", "False", "StoppedOnRequest")
+                && condition_is(o, "Ready", "True", "StoppedOnRequest")
         })
         .await?;
     ensure!(

@@ -141,6 +141,11 @@ fn stop_on_request_is_not_a_failure() {
     o.stop_requested = true;
     let s = desired(&BatchEvaluationStatus::default(), &o, now());
     assert_eq!(cond(&s, READY).reason, "StoppedOnRequest");
+    assert_eq!(
+        cond(&s, READY).status,
+        "True",
+        "the requested state is reached"
+    );
     assert_eq!(cond(&s, STALLED).status, "False");
     assert_eq!(cond(&s, RECONCILING).status, "False");
 

@@ -1,0 +1,86 @@
+-- Argo CD health check for BatchEvaluation (evals.agentcore.dev/v1alpha1).
+-- Install it under the argocd-cm key
+--   resource.customizations.health.evals.agentcore.dev_BatchEvaluation
+-- Only Lua's base library is used: Argo CD gives user-configured scripts no string library.
+--
+--   Progressing  not yet observed by the operator, queued, running, stopping, retrying, deleting
+--   Healthy      the job finished: Completed or CompletedWithErrors (Ready=True)
+--   Degraded     Stalled=True: the job failed, the service rejected the spec, access denied, ...
+--   Suspended    stopped on request (spec.stop: true); the results so far are kept
+local hs = {}
+
+-- A condition counts only if it was written for the current generation.
+local function condition(status, generation, kind)
+  if status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == kind then
+      if c.observedGeneration ~= nil and c.observedGeneration ~= generation then
+        return nil
+      end
+      return c
+    end
+  end
+  return nil
+end
+
+local function describe(c, fallback)
+  if c == nil or c.reason == nil then
+    return fallback
+  end
+  if c.message == nil or c.message == "" then
+    return c.reason
+  end
+  return c.reason .. ": " .. c.message
+end
+
+local status = obj.status
+local generation = obj.metadata.generation
+
+if obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  local step = "waiting for the operator"
+  if status ~= nil and status.cleanupStep ~= nil then
+    step = status.cleanupStep
+  end
+  hs.message = "Deleting: the operator removes the remote job before the object (" .. step .. ")"
+  if status ~= nil then
+    local stalled = condition(status, generation, "Stalled")
+    if stalled ~= nil and stalled.status == "True" then
+      hs.message = hs.message .. "; blocked: " .. describe(stalled, "Stalled")
+    end
+  end
+  return hs
+end
+
+-- Conditions from an older generation describe a spec that no longer exists.
+if status == nil or status.observedGeneration == nil or status.observedGeneration ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local stalled = condition(status, generation, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled, "Stalled")
+  return hs
+end
+
+local ready = condition(status, generation, "Ready")
+if ready ~= nil and ready.reason == "StoppedOnRequest" then
+  hs.status = "Suspended"
+  hs.message = describe(ready, "StoppedOnRequest")
+  return hs
+end
+
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = describe(ready, "Ready")
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = describe(ready, "Waiting for the operator")
+return hs
