@@ -148,6 +148,7 @@ impl AgentCore {
             call = call.output_config(output_config(output));
         }
         let out = self.timed(Call::Start, call.send()).await?;
+        require_id(Call::Start, out.batch_evaluation_id(), None)?;
         Ok(RemoteJob {
             id: out.batch_evaluation_id().to_owned(),
             arn: out.batch_evaluation_arn().to_owned(),
@@ -174,6 +175,7 @@ impl AgentCore {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
+        require_id(Call::Get, out.batch_evaluation_id(), Some(id))?;
         Ok(Some(RemoteJob {
             id: out.batch_evaluation_id().to_owned(),
             arn: out.batch_evaluation_arn().to_owned(),
@@ -274,6 +276,19 @@ impl AgentCore {
     }
 }
 
+/// The SDK fills required members missing from an answer with defaults (an empty id, status
+/// "no value was set"); recording those would lose the job, so such an answer is malformed.
+fn require_id(call: Call, got: &str, asked: Option<&str>) -> AwsResult<()> {
+    if got.is_empty() || asked.is_some_and(|asked| asked != got) {
+        return Err(Error::Aws {
+            call,
+            kind: FailureKind::MalformedResponse,
+            message: format!("the service's response names batch evaluation {got:?}"),
+        });
+    }
+    Ok(())
+}
+
 fn is_not_found(e: &Error) -> bool {
     matches!(
         e,
@@ -302,6 +317,7 @@ fn outcome_label<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Stri
         SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".into(),
         SdkError::DispatchFailure(_) => "dispatch".into(),
         SdkError::ResponseError(_) => "malformed".into(),
+        SdkError::ServiceError(s) if s.raw().status().is_success() => "malformed".into(),
         SdkError::ServiceError(s) => s.err().code().unwrap_or("unknown").to_owned(),
         _ => "construction".into(),
     }
@@ -322,6 +338,11 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
             "the request could not be sent or the connection dropped".to_owned(),
         ),
         SdkError::ResponseError(_) => (
+            FailureKind::MalformedResponse,
+            "the service's response could not be read".to_owned(),
+        ),
+        // The SDK reports a 2xx body it cannot parse as an unhandled service error.
+        SdkError::ServiceError(service) if service.raw().status().is_success() => (
             FailureKind::MalformedResponse,
             "the service's response could not be read".to_owned(),
         ),
@@ -529,5 +550,67 @@ fn results(r: &sdk::EvaluationJobResults) -> api::EvaluationResults {
                 total_failed: s.total_failed(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_bedrockagentcore::operation::get_batch_evaluation::GetBatchEvaluationError;
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+    fn service_error(
+        status: u16,
+        code: Option<&str>,
+    ) -> SdkError<GetBatchEvaluationError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let raw = HttpResponse::new(status.try_into().expect("a status code"), SdkBody::empty());
+        SdkError::service_error(GetBatchEvaluationError::generic(meta.build()), raw)
+    }
+
+    fn kind(e: &Error) -> Option<FailureKind> {
+        match e {
+            Error::Aws { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn unreadable_success_answers_are_malformed() {
+        // What the SDK makes of a 200 whose body it cannot parse.
+        let e = service_error(200, None);
+        assert_eq!(
+            kind(&classify(Call::Get, &e)),
+            Some(FailureKind::MalformedResponse)
+        );
+        assert_eq!(outcome_label(&e), "malformed");
+        let throttled = service_error(429, Some("ThrottlingException"));
+        assert_eq!(
+            kind(&classify(Call::Get, &throttled)),
+            Some(FailureKind::Throttled)
+        );
+        assert_eq!(outcome_label(&throttled), "ThrottlingException");
+    }
+
+    #[test]
+    fn answers_without_the_asked_id_are_malformed() {
+        assert!(require_id(Call::Get, "job-0123456789", Some("job-0123456789")).is_ok());
+        assert!(require_id(Call::Start, "job-0123456789", None).is_ok());
+        for (got, asked) in [
+            ("", Some("job-0123456789")),
+            ("other-0123456789", Some("job-0123456789")),
+            ("", None),
+        ] {
+            assert!(matches!(
+                require_id(Call::Get, got, asked),
+                Err(Error::Aws {
+                    kind: FailureKind::MalformedResponse,
+                    ..
+                })
+            ));
+        }
     }
 }

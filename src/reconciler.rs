@@ -227,7 +227,7 @@ async fn reconcile_object(
         name_is_derived: obj.spec.batch_evaluation_name.is_none(),
         recorded_id: current.batch_evaluation_id.clone(),
         recorded_status: current.remote_status.as_deref().map(RemoteStatus::parse),
-        stalled: status::recorded_stall(obj.status.as_ref(), generation),
+        stalled: recorded_stall(obj),
     };
 
     let mut observation = Observation::None;
@@ -374,6 +374,21 @@ async fn reconcile_object(
     };
     ctx.clear_failures(&target.uid);
     Ok((action, reason))
+}
+
+/// The stall the object is in. Normally only a stall recorded for the current generation
+/// counts, so a spec change retries. While deleting, the current Stalled condition counts
+/// whatever its generation: setting deletionTimestamp bumps metadata.generation, and the fields
+/// that define the remote job are immutable, so the stall still describes the object. Above all
+/// a name conflict: the job under that name is someone else's, and the cleanup must not look it
+/// up by name and delete it.
+fn recorded_stall(obj: &BatchEvaluation) -> Option<lifecycle::StallReason> {
+    let generation = obj
+        .meta()
+        .deletion_timestamp
+        .is_none()
+        .then(|| obj.meta().generation.unwrap_or(0));
+    status::recorded_stall(obj.status.as_ref(), generation)
 }
 
 /// Records a job found by Get/List/Start as the latest knowledge and as the observation.
@@ -735,6 +750,41 @@ mod tests {
         assert_eq!(camel_case("IN_PROGRESS"), "InProgress");
         assert_eq!(camel_case("COMPLETED_WITH_ERRORS"), "CompletedWithErrors");
         assert_eq!(camel_case("ARCHIVED"), "Archived");
+    }
+
+    #[test]
+    fn a_stall_survives_the_generation_bump_of_the_deletion() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let mut obj = BatchEvaluation::new("collision", crate::api::BatchEvaluationSpec::default());
+        obj.meta_mut().generation = Some(1);
+        obj.status = Some(BatchEvaluationStatus {
+            conditions: vec![Condition {
+                type_: status::STALLED.into(),
+                status: "True".into(),
+                reason: "NameConflict".into(),
+                message: String::new(),
+                observed_generation: Some(1),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+            ..BatchEvaluationStatus::default()
+        });
+        assert_eq!(
+            recorded_stall(&obj),
+            Some(lifecycle::StallReason::NameConflict)
+        );
+        // A spec change: the stall no longer holds, the operator tries again.
+        obj.meta_mut().generation = Some(2);
+        assert_eq!(recorded_stall(&obj), None);
+        // Deletion, which is what bumped the generation: the stall still holds, however many
+        // generations lie between (deletionPolicy and stop stay mutable).
+        obj.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        for generation in [2, 5] {
+            obj.meta_mut().generation = Some(generation);
+            assert_eq!(
+                recorded_stall(&obj),
+                Some(lifecycle::StallReason::NameConflict)
+            );
+        }
     }
 
     #[test]

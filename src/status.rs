@@ -348,18 +348,20 @@ fn condition(
     }
 }
 
-/// The stall recorded for this generation, if any.
+/// The stall in the current Stalled condition: for `Some(generation)` only if recorded for that
+/// generation, for `None` whatever generation it was recorded for.
 #[must_use]
 pub fn recorded_stall(
     status: Option<&BatchEvaluationStatus>,
-    generation: i64,
+    generation: Option<i64>,
 ) -> Option<StallReason> {
-    let status = status?;
-    status
+    status?
         .conditions
         .iter()
         .find(|c| {
-            c.type_ == STALLED && c.status == "True" && c.observed_generation == Some(generation)
+            c.type_ == STALLED
+                && c.status == "True"
+                && generation.is_none_or(|g| c.observed_generation == Some(g))
         })
         .and_then(|c| StallReason::parse(&c.reason))
 }

@@ -3,7 +3,9 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, filter::filter_fn, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -14,11 +16,33 @@ pub enum LogFormat {
 
 const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_bedrockagentcore=warn,kube_lease_manager=warn,hyper=warn";
 
+/// AWS SDK targets whose debug lines print the signing identity: endpoint resolution dumps its
+/// parameters with the identity in them (the SDK redacts the secret key, not the access key id).
+const IDENTITY_AT_DEBUG: [&str; 2] = [
+    "aws_smithy_runtime::client::orchestrator::endpoints",
+    "aws_smithy_runtime::client::orchestrator::auth",
+];
+
+/// Whatever `RUST_LOG` says, credentials never reach the log: the AWS SDK's trace lines (runtime
+/// components, resolved identities, signing parameters) and the debug lines above are dropped.
+/// Found by the fault suite's secret scan (tests/faults.rs), which runs the operator at debug
+/// and trace level with fake credentials.
+fn credential_safe(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    match *meta.level() {
+        tracing::Level::TRACE => !target.starts_with("aws_"),
+        tracing::Level::DEBUG => !IDENTITY_AT_DEBUG.iter().any(|t| target.starts_with(t)),
+        _ => true,
+    }
+}
+
 /// Installs the global subscriber.
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(filter_fn(credential_safe));
     match format {
         LogFormat::Json => registry
             .with(
@@ -37,5 +61,58 @@ pub fn init(format: LogFormat) {
                     .with_ansi(std::io::stdout().is_terminal()),
             )
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::{
+        Level, Metadata,
+        callsite::{Callsite, Identifier},
+        field::FieldSet,
+        metadata::Kind,
+        subscriber::Interest,
+    };
+
+    /// Only its identity is needed to build metadata by hand.
+    struct Site;
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unreachable!("not registered")
+        }
+    }
+    static SITE: Site = Site;
+
+    fn safe(target: &'static str, level: Level) -> bool {
+        let fields = FieldSet::new(&[], Identifier(&SITE));
+        let meta = Metadata::new(
+            "event",
+            target,
+            level,
+            None,
+            None,
+            None,
+            fields,
+            Kind::EVENT,
+        );
+        super::credential_safe(&meta)
+    }
+
+    #[test]
+    fn the_sdk_never_logs_the_identity() {
+        let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
+        assert!(!safe(endpoints, Level::DEBUG));
+        assert!(!safe("aws_sigv4::http_request::sign", Level::TRACE));
+        assert!(!safe(
+            "aws_smithy_runtime::client::orchestrator",
+            Level::TRACE
+        ));
+        assert!(safe(
+            "aws_smithy_runtime::client::orchestrator",
+            Level::DEBUG
+        ));
+        assert!(safe(endpoints, Level::WARN));
+        assert!(safe("agentcore_operator::reconciler", Level::TRACE));
     }
 }

@@ -119,7 +119,10 @@ fn rejected_spec_stalls_with_the_message() {
     let s = desired(&BatchEvaluationStatus::default(), &o, now());
     assert_eq!(cond(&s, STALLED).reason, "InvalidSpec");
     assert!(cond(&s, STALLED).message.contains("evaluators[0]"));
-    assert_eq!(recorded_stall(Some(&s), 2), Some(StallReason::InvalidSpec));
+    assert_eq!(
+        recorded_stall(Some(&s), Some(2)),
+        Some(StallReason::InvalidSpec)
+    );
     // The next reconcile restates the stall without a failure: nothing changes.
     let again = desired(&s, &observed(None, &step), now());
     assert!(
@@ -127,9 +130,14 @@ fn rejected_spec_stalls_with_the_message() {
         "restating a stall must not rewrite it"
     );
     assert_eq!(
-        recorded_stall(Some(&s), 3),
+        recorded_stall(Some(&s), Some(3)),
         None,
         "a new generation clears the stall"
+    );
+    assert_eq!(
+        recorded_stall(Some(&s), None),
+        Some(StallReason::InvalidSpec),
+        "whatever the generation, e.g. while deleting"
     );
     assert_eq!(s.batch_evaluation_name.as_deref(), Some("demo"));
 }

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
+pub mod cluster;
+pub mod invariants;
+pub mod report;
+
 use std::{path::PathBuf, time::Duration};
 
 use agentcore_emulator::{EmulatorConfig, JobInfo, Operation, RunningEmulator};
@@ -56,6 +60,8 @@ pub struct Env {
 pub struct EnvOptions {
     pub emulator: EmulatorConfig,
     pub operator_args: Vec<String>,
+    /// Extra environment of the operator process (after the harness's fake AWS credentials).
+    pub operator_env: Vec<(String, String)>,
 }
 
 impl Default for EnvOptions {
@@ -68,6 +74,7 @@ impl Default for EnvOptions {
                 ..EmulatorConfig::default()
             },
             operator_args: Vec::new(),
+            operator_env: Vec::new(),
         }
     }
 }
@@ -80,7 +87,13 @@ impl Env {
             .await?;
         grant_chart_rbac(&plane).await?;
         let emulator = agentcore_emulator::start(options.emulator).await?;
-        let operator = start_operator(&plane, &emulator, "operator", &options.operator_args)?;
+        let operator = start_operator_with(
+            &plane,
+            &emulator.endpoint_url(),
+            "operator",
+            &options.operator_args,
+            &options.operator_env,
+        )?;
         operator
             .wait_for_log("starting agentcore-operator", Duration::from_secs(30))
             .await?;
@@ -233,10 +246,21 @@ pub fn start_operator(
     name: &str,
     extra: &[String],
 ) -> anyhow::Result<OperatorProcess> {
+    start_operator_with(plane, &emulator.endpoint_url(), name, extra, &[])
+}
+
+/// [`start_operator`] against any AWS endpoint, with extra environment variables.
+pub fn start_operator_with(
+    plane: &ControlPlane,
+    endpoint_url: &str,
+    name: &str,
+    extra: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<OperatorProcess> {
     let mut args: Vec<String> = [
         "run",
         "--aws-endpoint-url",
-        &emulator.endpoint_url(),
+        endpoint_url,
         "--aws-region",
         "us-west-2",
         "--poll-interval",
@@ -255,10 +279,11 @@ pub fn start_operator(
         args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
     }
     args.extend(extra.iter().cloned());
-    Ok(OperatorProcess::start(
-        plane,
+    let options = env.iter().fold(
         OperatorOptions::new(OPERATOR_BIN).name(name).args(args),
-    )?)
+        |options, (key, value)| options.env(key, value),
+    );
+    Ok(OperatorProcess::start(plane, options)?)
 }
 
 /// A loopback port that was free a moment ago (for the operator's metrics endpoint).
