@@ -84,24 +84,16 @@ async fn create_complete_delete(env: &Env) -> anyhow::Result<()> {
 async fn delete_running_job(env: &Env) -> anyhow::Result<()> {
     let ns = "e2e-running";
     env.create_namespace(ns).await?;
-    env.apply(&manifest(
-        ns,
-        "long",
-        "",
-        &[
-            ("emulator:job-duration", "120s"),
-            ("emulator:stop-duration", "4s"),
-        ],
-    ))
-    .await?;
-    let obj = env
-        .wait_for(ns, "long", "the job to run", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    let name = env
+        .start_running(
+            ns,
+            "long",
+            &[
+                ("emulator:job-duration", "120s"),
+                ("emulator:stop-duration", "4s"),
+            ],
+        )
         .await?;
-    let name = status_str(&obj, "batchEvaluationName")
-        .context("name")?
-        .to_owned();
 
     let mut delete = env.plane.kubectl();
     delete.args(["delete", "beval", "long", "-n", ns, "--timeout=90s"]);
@@ -289,21 +281,9 @@ async fn adoption(env: &Env) -> anyhow::Result<()> {
 async fn declarative_stop(env: &Env) -> anyhow::Result<()> {
     let ns = "e2e-stop";
     env.create_namespace(ns).await?;
-    env.apply(&manifest(
-        ns,
-        "halt",
-        "",
-        &[("emulator:job-duration", "120s")],
-    ))
-    .await?;
-    let obj = env
-        .wait_for(ns, "halt", "the job to run", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    let name = env
+        .start_running(ns, "halt", &[("emulator:job-duration", "120s")])
         .await?;
-    let name = status_str(&obj, "batchEvaluationName")
-        .context("name")?
-        .to_owned();
     env.kubectl(&[
         "patch",
         "beval",
@@ -569,21 +549,9 @@ async fn remote_rejections_and_the_escape_hatch() -> anyhow::Result<()> {
 
     // Deletion while AWS denies access: finalizer kept, condition + warning, then force-release.
     env.emulator.clear_faults();
-    env.apply(&manifest(
-        ns,
-        "denied",
-        "",
-        &[("emulator:job-duration", "120s")],
-    ))
-    .await?;
-    let obj = env
-        .wait_for(ns, "denied", "the job to run", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    let name = env
+        .start_running(ns, "denied", &[("emulator:job-duration", "120s")])
         .await?;
-    let name = status_str(&obj, "batchEvaluationName")
-        .context("name")?
-        .to_owned();
     let mut denied = FaultConfig::default();
     denied.entry(Target::All).error_rate = Some(agentcore_emulator::ErrorRate {
         rate: 1.0,
@@ -627,24 +595,16 @@ async fn operator_killed_mid_deletion_converges() -> anyhow::Result<()> {
     let mut env = Env::start(EnvOptions::default()).await?;
     let ns = "e2e-kill";
     env.create_namespace(ns).await?;
-    env.apply(&manifest(
-        ns,
-        "victim",
-        "",
-        &[
-            ("emulator:job-duration", "120s"),
-            ("emulator:stop-duration", "6s"),
-        ],
-    ))
-    .await?;
-    let obj = env
-        .wait_for(ns, "victim", "the job to run", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    let name = env
+        .start_running(
+            ns,
+            "victim",
+            &[
+                ("emulator:job-duration", "120s"),
+                ("emulator:stop-duration", "6s"),
+            ],
+        )
         .await?;
-    let name = status_str(&obj, "batchEvaluationName")
-        .context("name")?
-        .to_owned();
     env.kubectl(&["delete", "beval", "victim", "-n", ns, "--wait=false"])
         .await?;
     env.wait_for(ns, "victim", "STOPPING during deletion", LONG, |o| {

@@ -195,6 +195,25 @@ impl Env {
         })
     }
 
+    /// Applies `ns/name` (a [`manifest`] with `tags`) and waits until its job runs; returns the
+    /// remote job's name, under which the emulator lists it.
+    pub async fn start_running(
+        &self,
+        ns: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        self.apply(&manifest(ns, name, "", tags)).await?;
+        let obj = self
+            .wait_for(ns, name, "the job to run", Duration::from_secs(60), |o| {
+                status_str(o, "remoteStatus") == Some("IN_PROGRESS")
+            })
+            .await?;
+        Ok(status_str(&obj, "batchEvaluationName")
+            .context("the remote name is recorded")?
+            .to_owned())
+    }
+
     pub async fn create_namespace(&self, ns: &str) -> anyhow::Result<()> {
         self.kubectl(&["create", "namespace", ns]).await?;
         Ok(())
