@@ -513,7 +513,8 @@ pub enum CleanupStep {
     Stopping,
     /// Waiting for the job to reach a terminal status.
     AwaitingTerminal,
-    /// `DeleteBatchEvaluation` was called.
+    /// `DeleteBatchEvaluation` was called. Not recorded by itself: the `DeleteRequested` event
+    /// marks the call, and a job still there at the next poll shows `AwaitingRemoval`.
     Deleting,
     /// Waiting for the job to disappear.
     AwaitingRemoval,

@@ -16,9 +16,7 @@ use futures::{StreamExt, future::BoxFuture};
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
-        controller::Config as ControllerConfig,
-        events::{Recorder, Reporter},
+        Controller, WatchStreamExt, controller::Config as ControllerConfig, events::Reporter,
         reflector, watcher,
     },
 };
@@ -251,6 +249,9 @@ fn shutdown_signal() -> BoxFuture<'static, ()> {
     })
 }
 
+/// Written by client-side `kubectl apply`; never read by the operator.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 async fn run_controller(
     client: Client,
     aws: AgentCore,
@@ -267,11 +268,10 @@ async fn run_controller(
         controller: CONTROLLER_NAME.into(),
         instance: Some(config.identity.clone()),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context::new(
         client,
         aws,
-        recorder,
+        reporter,
         metrics,
         config.settings.clone(),
     ));
@@ -298,8 +298,12 @@ async fn run_controller(
     });
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        // The cache only needs what reconciles read; managed fields are most of an object.
-        .modify(|obj: &mut BatchEvaluation| obj.managed_fields_mut().clear())
+        // The cache only needs what reconciles read. Managed fields are most of an object, and
+        // client-side `kubectl apply` keeps a second copy of the spec in an annotation.
+        .modify(|obj: &mut BatchEvaluation| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(relevant_change, Default::default());

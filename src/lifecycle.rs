@@ -221,6 +221,9 @@ pub struct ObjectView {
     pub recorded_status: Option<RemoteStatus>,
     /// A stall recorded for the current generation.
     pub stalled: Option<StallReason>,
+    /// The recorded status came from an observation of the job less than a poll interval ago
+    /// (and not from a failure): it is as fresh as a Get would be now.
+    pub recently_observed: bool,
 }
 
 /// What this reconcile has learned from AWS so far.
@@ -279,6 +282,9 @@ impl Release {
 pub enum Wait {
     /// The job runs (PENDING, IN_PROGRESS, STOPPING by request, or an unknown status).
     JobRunning,
+    /// The job runs and was observed less than a poll interval ago: the next poll is due when
+    /// that observation is a poll interval old.
+    RecentlyObserved,
     /// Deletion: a cleanup step is in flight.
     Cleanup(CleanupStep),
 }
@@ -328,6 +334,12 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
         Observation::None => match (&view.recorded_id, &view.recorded_status) {
             // Terminal and unchanged: no AWS call at all (invariant I5).
             (Some(_), Some(status)) if status.is_terminal() => Step::Idle,
+            // Typically the reconcile that the Start reconcile's own finalizer write wakes, a
+            // moment later: a Get would only repeat what was just recorded. A stop request
+            // cannot wait.
+            (Some(_), Some(_)) if view.recently_observed && !view.stop_requested => {
+                Step::Wait(Wait::RecentlyObserved)
+            }
             (Some(id), _) => Step::Get { id: id.clone() },
             // Still stalled at this generation: restate it, without calling AWS.
             (None, _) if let Some(reason) = view.stalled => Step::Stall(reason),

@@ -19,6 +19,7 @@ fn tracked(status: RemoteStatus) -> ObjectView {
         recorded_id: Some(ID.into()),
         recorded_status: Some(status),
         stalled: None,
+        recently_observed: false,
     }
 }
 
@@ -108,6 +109,10 @@ fn decision_table() {
         name_is_derived: false,
         ..pending_untracked.clone()
     };
+    let recent = |status| ObjectView {
+        recently_observed: true,
+        ..tracked(status)
+    };
     let stalled = |reason| ObjectView {
         stalled: Some(reason),
         ..pending_untracked.clone()
@@ -148,6 +153,12 @@ fn decision_table() {
         ("completed with errors: no AWS call", tracked(CompletedWithErrors), Observation::None, Step::Idle),
         ("failed: no AWS call", tracked(Failed), Observation::None, Step::Idle),
         ("stopped: no AWS call", tracked(Stopped), Observation::None, Step::Idle),
+        ("pending, observed a moment ago: no Get, wait out the interval", recent(Pending), Observation::None, Step::Wait(Wait::RecentlyObserved)),
+        ("in progress, observed a moment ago: no Get", recent(InProgress), Observation::None, Step::Wait(Wait::RecentlyObserved)),
+        ("unknown status, observed a moment ago: no Get", recent(unknown()), Observation::None, Step::Wait(Wait::RecentlyObserved)),
+        ("completed, observed a moment ago: idle", recent(Completed), Observation::None, Step::Idle),
+        ("stop requested right after an observation: read now, the stop cannot wait", with_stop(recent(InProgress)), Observation::None, get()),
+        ("deleting right after an observation: read now", deleting(recent(InProgress)), Observation::None, get()),
         ("observed running: wait", tracked(Pending), job(InProgress), Step::Wait(Wait::JobRunning)),
         ("observed completed: idle", tracked(InProgress), job(Completed), Step::Idle),
         ("observed failed: idle", tracked(InProgress), job(Failed), Step::Idle),
