@@ -31,5 +31,11 @@ bash emulator/conformance/run.sh
 step "Helm chart: lint, templates, contract checks"
 bash hack/test-chart.sh
 
+step "benchmark, quick mode: 1,000 objects, operator against a plain-client baseline (figures, not assertions; docs/benchmarks.md)"
+# One build for both packages: built apart, the shared dependencies' features differ and
+# everything compiles twice.
+cargo build --release --locked -p agentcore-operator -p agentcore-bench
+target/release/agentcore-bench --quick
+
 echo
 echo "all tests passed"

@@ -1,0 +1,194 @@
+//! `agentcore-bench`: lifecycle benchmark of agentcore-operator (a program that prints figures,
+//! not a test).
+//!
+//! Two runs, each on a fresh local kube-apiserver + etcd:
+//! 1. baseline: a plain kube client creates N objects and, with the same concurrency, does only
+//!    the writes the operator must do at minimum (finalizer, id recorded, terminal status,
+//!    finalizer removal) — what the API server allows for this work;
+//! 2. operator: the same client creates N objects; the operator (release binary) runs their jobs
+//!    on the in-process AgentCore emulator; then N terminal objects sit idle; then the client
+//!    deletes them all.
+//!
+//! It prints a Markdown report (figures, targets, met or missed) and writes a CSV of completed
+//! lifecycles over time (plot it with `bench/plot.sh`). Everything runs on loopback, bounded in
+//! objects and time.
+
+mod counters;
+mod env;
+mod report;
+mod runs;
+mod timeline;
+mod workload;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+/// Namespace of the benchmark's objects.
+pub const NAMESPACE: &str = "bench";
+
+#[derive(Parser, Debug)]
+#[command(about = "Lifecycle benchmark of agentcore-operator against a plain-client baseline")]
+struct Cli {
+    /// CI mode: 1,000 objects, 60 s idle window.
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// Documentation mode: 10,000 objects, 5 min idle window.
+    #[arg(long)]
+    full: bool,
+    /// Override the number of objects.
+    #[arg(long)]
+    objects: Option<usize>,
+    /// Requests in flight for the client, the baseline's workers, and the operator's
+    /// `--max-concurrent-reconciles`.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Override the idle window.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle: Option<Duration>,
+    /// How long each emulated job runs.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    job_duration: Duration,
+    /// The operator's `--poll-interval`.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// How long an emulated job stays DELETING.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    delete_duration: Duration,
+    /// The operator binary (build it with `cargo build --release -p agentcore-operator -p agentcore-bench`).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Where the CSV, the report and the operator's log go.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Limit for each phase (all Ready; all gone). Default: 2 min + 100 ms per object.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    phase_timeout: Option<Duration>,
+}
+
+/// Most objects one run may create: the benchmark is bounded.
+const MAX_OBJECTS: usize = 20_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let (mode, objects, idle) = if cli.full {
+        ("full", 10_000, Duration::from_secs(300))
+    } else {
+        ("quick", 1_000, Duration::from_secs(60))
+    };
+    let objects = cli.objects.unwrap_or(objects);
+    if objects == 0 || objects > MAX_OBJECTS {
+        bail!("--objects must be 1..={MAX_OBJECTS}");
+    }
+    if cli.concurrency == 0 || cli.concurrency > 256 {
+        bail!("--concurrency must be 1..=256");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| env::repo_path("target"), PathBuf::from);
+    let settings = runs::Settings {
+        mode,
+        objects,
+        concurrency: cli.concurrency,
+        idle: cli.idle.unwrap_or(idle),
+        job_duration: cli.job_duration,
+        poll_interval: cli.poll_interval,
+        delete_duration: cli.delete_duration,
+        operator_bin: cli
+            .operator
+            .unwrap_or_else(|| target.join("release/agentcore-operator")),
+        out_dir: cli.out_dir.unwrap_or_else(|| target.join("bench")),
+        phase_timeout: cli
+            .phase_timeout
+            .unwrap_or(Duration::from_secs(120) + Duration::from_millis(100) * objects as u32),
+    };
+    if !settings.operator_bin.is_file() {
+        bail!(
+            "no operator binary at {}: run `cargo build --release -p agentcore-operator -p agentcore-bench` or pass --operator",
+            settings.operator_bin.display()
+        );
+    }
+    let command = std::iter::once("agentcore-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let load_before = load_average();
+    let date = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string();
+    eprintln!(
+        "agentcore-bench: {mode} mode, {objects} objects, concurrency {}; load {load_before}",
+        settings.concurrency
+    );
+
+    eprintln!("agentcore-bench: baseline run (plain client)");
+    let base = runs::baseline(&settings).await.context("baseline run")?;
+    eprintln!(
+        "agentcore-bench: baseline: Ready {:.1} s, gone {:.1} s",
+        base.all_ready, base.all_gone
+    );
+    eprintln!("agentcore-bench: operator run");
+    let op = runs::operator(&settings).await.context("operator run")?;
+    eprintln!(
+        "agentcore-bench: operator: Ready {:.1} s, gone {:.1} s",
+        op.all_ready, op.all_gone
+    );
+
+    let header = report::Header {
+        command,
+        date,
+        machine: machine(),
+        load_before,
+        load_after: load_average(),
+    };
+    let text = report::render(&header, &settings, &op, &base);
+    println!("{text}");
+    std::fs::create_dir_all(&settings.out_dir)?;
+    let report_path = settings.out_dir.join(format!("results-{mode}.md"));
+    std::fs::write(&report_path, &text)?;
+    let csv = settings.out_dir.join(format!("lifecycles-{mode}.csv"));
+    report::write_csv(&csv, &settings, &[&op, &base])?;
+    eprintln!(
+        "agentcore-bench: report {}, lifecycles over time {} (plot: bash bench/plot.sh {})",
+        report_path.display(),
+        csv.display(),
+        csv.display()
+    );
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// nproc, memory and CPU model, from /proc.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{cpus} CPUs ({model}), {:.1} GiB memory, {}",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| format!("Linux {}", r.trim()))
+            .unwrap_or_default()
+    )
+}

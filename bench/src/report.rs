@@ -1,0 +1,459 @@
+//! The printed figures (a Markdown report, so it can go into docs/benchmarks.md as is) and the
+//! CSV of completed lifecycles over time.
+
+use std::{fmt::Write as _, path::Path, time::Duration};
+
+use agentcore_emulator::Operation;
+
+use crate::{
+    counters::{ApiRequests, ProcSample, Snapshot},
+    runs::{RunResult, Settings},
+    timeline::Milestone,
+};
+
+/// Targets of the issue; printed next to the figures, never asserted.
+pub const TARGET_RATIO: f64 = 1.3;
+pub const TARGET_RSS_MIB: f64 = 64.0;
+/// Kubernetes writes per lifecycle at minimum: client create + delete, operator finalizer add +
+/// removal, and two status writes (the id as soon as the job exists, the terminal result).
+pub const MIN_WRITES: f64 = 6.0;
+
+const BE: &str = "batchevaluations";
+
+pub struct Header {
+    pub command: String,
+    pub date: String,
+    pub machine: String,
+    pub load_before: String,
+    pub load_after: String,
+}
+
+/// AWS calls one lifecycle needs at minimum, by operation, with the reason.
+pub fn aws_minimum(settings: &Settings) -> Vec<(Operation, u64, String)> {
+    let poll = settings.poll_interval.as_secs_f64();
+    let cleanup_poll = settings
+        .poll_interval
+        .min(Duration::from_secs(5))
+        .as_secs_f64();
+    let polls = (settings.job_duration.as_secs_f64() / poll).ceil() as u64;
+    let confirm = ((settings.delete_duration.as_secs_f64() / cleanup_poll).ceil() as u64).max(1);
+    vec![
+        (
+            Operation::StartBatchEvaluation,
+            1,
+            "one job per object".into(),
+        ),
+        (
+            Operation::GetBatchEvaluation,
+            polls + confirm,
+            format!(
+                "⌈job {} / poll {}⌉ = {polls} polls until terminal, + ⌈delete {} / cleanup poll {}⌉ (≥ 1) = {confirm} read confirming it gone",
+                fmt_d(settings.job_duration),
+                fmt_d(settings.poll_interval),
+                fmt_d(settings.delete_duration),
+                fmt_d(settings.poll_interval.min(Duration::from_secs(5)))
+            ),
+        ),
+        (
+            Operation::ListBatchEvaluations,
+            0,
+            "only when a Start's answer was lost".into(),
+        ),
+        (
+            Operation::StopBatchEvaluation,
+            0,
+            "1 only if still running when deleted; here every job is terminal".into(),
+        ),
+        (Operation::DeleteBatchEvaluation, 1, "one per job".into()),
+    ]
+}
+
+fn fmt_d(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**missed**" }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn per_k(d: Option<Duration>, n: usize) -> String {
+    d.map_or("–".into(), |d| {
+        format!("{:.2}", d.as_secs_f64() * 1000.0 / n as f64)
+    })
+}
+
+/// The whole report as Markdown.
+#[allow(clippy::too_many_lines)] // one linear document; splitting it would only scatter it
+pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunResult) -> String {
+    let n = settings.objects;
+    let nf = n as f64;
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(
+        w,
+        "## agentcore-bench --{}: {n} objects, concurrency {}\n",
+        settings.mode, settings.concurrency
+    );
+    let _ = writeln!(w, "- command: `{}`", header.command);
+    let _ = writeln!(w, "- date: {}", header.date);
+    let _ = writeln!(w, "- machine: {}", header.machine);
+    let _ = writeln!(
+        w,
+        "- load average (1, 5, 15 min) before: {}; after: {}",
+        header.load_before, header.load_after
+    );
+    let _ = writeln!(
+        w,
+        "- emulator jobs: {} long ({} of it PENDING), delete takes {}; operator poll interval {} (±10% jitter), cleanup polls every {}; idle window {}{}",
+        fmt_d(settings.job_duration),
+        fmt_d((settings.job_duration / 5).min(Duration::from_secs(1))),
+        fmt_d(settings.delete_duration),
+        fmt_d(settings.poll_interval),
+        fmt_d(settings.poll_interval.min(Duration::from_secs(5))),
+        fmt_d(settings.idle),
+        if settings.mode == "quick" {
+            " (quick mode: shorter than the full mode's 5 min)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        w,
+        "- each run on a fresh kube-apiserver + etcd; the client creates and deletes with {c} requests in flight in both runs; the baseline's {c} workers do the operator's minimum writes as the operator's ServiceAccount; the operator is the release binary, as the Helm chart runs it (JSON logs at info, no leader election)",
+        c = settings.concurrency
+    );
+
+    // Time.
+    let _ = writeln!(w, "\n### Time\n");
+    let _ = writeln!(
+        w,
+        "| phase | operator | baseline | operator / baseline | target | |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---|---|");
+    let row = |w: &mut String, what: &str, a: f64, b: f64, target: bool| {
+        let ratio = a / b;
+        let (t, m) = if target {
+            (format!("≤ {TARGET_RATIO}"), met(ratio <= TARGET_RATIO))
+        } else {
+            ("".into(), "")
+        };
+        let _ = writeln!(
+            w,
+            "| {what} | {a:.1} s | {b:.1} s | {ratio:.2} | {t} | {m} |"
+        );
+    };
+    row(
+        w,
+        "create → all started (id recorded)",
+        op.all_started,
+        base.all_started,
+        false,
+    );
+    row(w, "create → all Ready", op.all_ready, base.all_ready, true);
+    row(w, "delete → all gone", op.all_gone, base.all_gone, true);
+    row(
+        w,
+        "lifecycle (create → all Ready, + delete → all gone)",
+        op.all_ready + op.all_gone,
+        base.all_ready + base.all_gone,
+        true,
+    );
+    let _ = writeln!(
+        w,
+        "\nThroughput: operator {:.0} lifecycles/s, baseline {:.0} lifecycles/s (objects / lifecycle time).",
+        nf / (op.all_ready + op.all_gone),
+        nf / (base.all_ready + base.all_gone)
+    );
+
+    // Kubernetes writes.
+    let (op_api, base_api) = (op.lifecycle_api(), base.lifecycle_api());
+    let phase = |r: &RunResult, a: usize, b: usize| &r.snapshots[b].api - &r.snapshots[a].api;
+    let (op_create, op_delete) = (phase(op, 0, 1), phase(op, 2, 3));
+    let (base_create, base_delete) = (phase(base, 0, 1), phase(base, 2, 3));
+    let per = |api: &ApiRequests, verb: &str, sub: &str| api.count(Some(verb), BE, Some(sub)) / nf;
+    let _ = writeln!(
+        w,
+        "\n### Kubernetes writes per lifecycle (kube-apiserver's `apiserver_request_total`, resource `batchevaluations`)\n"
+    );
+    let _ = writeln!(w, "| write | by | operator run | baseline | minimum |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|");
+    let lines: [(&str, &str, f64, f64, &str); 8] = [
+        (
+            "create (POST)",
+            "client",
+            per(&op_api, "POST", ""),
+            per(&base_api, "POST", ""),
+            "1",
+        ),
+        (
+            "finalizer add (PATCH, create phase)",
+            "operator",
+            per(&op_create, "PATCH", ""),
+            per(&base_create, "PATCH", ""),
+            "1",
+        ),
+        (
+            "status while running (PATCH status, create phase)",
+            "operator",
+            per(&op_create, "PATCH", "status"),
+            per(&base_create, "PATCH", "status"),
+            "2",
+        ),
+        (
+            "delete (DELETE)",
+            "client",
+            per(&op_api, "DELETE", ""),
+            per(&base_api, "DELETE", ""),
+            "1",
+        ),
+        (
+            "status during deletion (PATCH status, delete phase)",
+            "operator",
+            per(&op_delete, "PATCH", "status"),
+            per(&base_delete, "PATCH", "status"),
+            "0",
+        ),
+        (
+            "finalizer removal (PATCH, delete phase)",
+            "operator",
+            per(&op_delete, "PATCH", ""),
+            per(&base_delete, "PATCH", ""),
+            "1",
+        ),
+        (
+            "other writes (PUT, APPLY)",
+            "operator",
+            (op_api.count(Some("PUT"), BE, None) + op_api.count(Some("APPLY"), BE, None)) / nf,
+            (base_api.count(Some("PUT"), BE, None) + base_api.count(Some("APPLY"), BE, None)) / nf,
+            "0",
+        ),
+        (
+            "**total**",
+            "",
+            op_api.writes(BE) / nf,
+            base_api.writes(BE) / nf,
+            "6",
+        ),
+    ];
+    for (what, by, a, b, min) in lines {
+        let _ = writeln!(w, "| {what} | {by} | {a:.2} | {b:.2} | {min} |");
+    }
+    let op_writes = op_api.writes(BE) / nf;
+    let _ = writeln!(
+        w,
+        "\nTarget: writes per lifecycle ≤ minimum + 1 = {}: operator run {op_writes:.2} → {}.",
+        MIN_WRITES + 1.0,
+        met(op_writes <= MIN_WRITES + 1.0 + 1e-9)
+    );
+    let _ = writeln!(
+        w,
+        "Not in that count: Event writes (`events`, operator) {:.2} per lifecycle; reads: GET batchevaluations {:.2} per lifecycle (operator run) vs {:.2} (baseline).",
+        op_api.writes("events") / nf,
+        op_api.count(Some("GET"), BE, None) / nf,
+        base_api.count(Some("GET"), BE, None) / nf,
+    );
+
+    // AWS calls.
+    let aws = op.lifecycle_aws();
+    let _ = writeln!(
+        w,
+        "\n### AWS calls per lifecycle (emulator counters, every outcome)\n"
+    );
+    let _ = writeln!(w, "| operation | operator run | minimum | why |");
+    let _ = writeln!(w, "|---|---:|---:|---|");
+    let mut min_total = 0;
+    for (operation, min, why) in aws_minimum(settings) {
+        min_total += min;
+        let _ = writeln!(
+            w,
+            "| {operation} | {:.2} | {min} | {why} |",
+            aws.get(operation) as f64 / nf
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| **total** | {:.2} | {min_total} | |",
+        aws.total() as f64 / nf
+    );
+
+    // Idle.
+    let idle_api = op.idle_api();
+    let idle_aws = op.idle_aws().total();
+    let idle_op_writes = idle_api.writes(BE) + idle_api.writes("events");
+    let _ = writeln!(
+        w,
+        "\n### Idle: {n} terminal objects for {}\n",
+        fmt_d(settings.idle)
+    );
+    let _ = writeln!(w, "| figure | value | target | |");
+    let _ = writeln!(w, "|---|---:|---:|---|");
+    let _ = writeln!(w, "| AWS calls | {idle_aws} | 0 | {} |", met(idle_aws == 0));
+    let _ = writeln!(
+        w,
+        "| operator's Kubernetes writes (batchevaluations, events) | {idle_op_writes:.0} | 0 | {} |",
+        met(idle_op_writes == 0.0)
+    );
+    let _ = writeln!(
+        w,
+        "| all API writes, incl. kube-apiserver's own (its identity lease) | {:.0} | | |",
+        idle_api.all_writes()
+    );
+    let _ = writeln!(
+        w,
+        "| operator CPU | {:.2} s | | |",
+        op.idle_cpu(|s| s.operator)
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+
+    // Resources.
+    let last = |r: &RunResult| r.snapshots[3].operator.unwrap_or_default();
+    let peak = mib(last(op).peak_rss_kib);
+    let _ = writeln!(w, "\n### Resources\n");
+    let _ = writeln!(w, "| figure | operator run | baseline | target | |");
+    let _ = writeln!(w, "|---|---:|---:|---|---|");
+    let rss_note = if n >= 10_000 {
+        met(peak <= TARGET_RSS_MIB).to_owned()
+    } else {
+        format!(
+            "{} (at {n} objects; the target is for 10,000)",
+            met(peak <= TARGET_RSS_MIB)
+        )
+    };
+    let _ = writeln!(
+        w,
+        "| operator peak RSS (VmHWM) | {peak:.1} MiB | | ≤ {TARGET_RSS_MIB} MiB | {rss_note} |"
+    );
+    let _ = writeln!(
+        w,
+        "| operator RSS before the first object | {:.1} MiB | | | |",
+        mib(op.snapshots[0].operator.unwrap_or_default().rss_kib)
+    );
+    let _ = writeln!(
+        w,
+        "| operator RSS with {n} terminal objects (end of idle) | {:.1} MiB | | | |",
+        mib(op.snapshots[2].operator.unwrap_or_default().rss_kib)
+    );
+    let cpu_row = |w: &mut String, what: &str, of: fn(&Snapshot) -> Option<ProcSample>| {
+        let _ = writeln!(
+            w,
+            "| {what}, CPU s per 1,000 lifecycles | {} | {} | | |",
+            per_k(op.lifecycle_cpu(of), n),
+            per_k(base.lifecycle_cpu(of), n)
+        );
+    };
+    cpu_row(w, "operator", |s| s.operator);
+    cpu_row(w, "kube-apiserver", |s| Some(s.apiserver));
+    cpu_row(w, "etcd", |s| Some(s.etcd));
+    cpu_row(
+        w,
+        "benchmark process (client, timing watch; emulator in the operator run)",
+        |s| Some(s.bench),
+    );
+
+    // Where the operator's work goes.
+    let _ = writeln!(
+        w,
+        "\n### Operator detail (its own metrics, per lifecycle)\n"
+    );
+    let _ = writeln!(w, "| reconciles by outcome reason | per lifecycle |");
+    let _ = writeln!(w, "|---|---:|");
+    for (reason, count) in op.operator_metric_by("agentcore_operator_reconciles_total", "reason") {
+        let _ = writeln!(w, "| {reason} | {:.2} |", count / nf);
+    }
+    let _ = writeln!(
+        w,
+        "\nAPI writes by request over the lifecycle phases (operator run): {}.",
+        op_api
+            .write_lines()
+            .iter()
+            .filter(|(what, _)| what.contains(BE) || what.ends_with(" events"))
+            .map(|(what, count)| format!("{what} {:.2}", count / nf))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let retries = op.retries + base.retries;
+    let _ = writeln!(
+        w,
+        "Client requests retried after a transient failure: {retries}. Operator log lines at WARN or ERROR: {}.",
+        op.operator_warnings.len()
+    );
+    for line in op.operator_warnings.iter().take(3) {
+        let _ = writeln!(w, "    {}", truncate(line, 300));
+    }
+
+    // Summary.
+    let ratio = (op.all_ready + op.all_gone) / (base.all_ready + base.all_gone);
+    let _ = writeln!(w, "\n### Targets\n");
+    let _ = writeln!(w, "| target | figure | |");
+    let _ = writeln!(w, "|---|---:|---|");
+    let _ = writeln!(
+        w,
+        "| operator / baseline lifecycle time ≤ {TARGET_RATIO} | {ratio:.2} | {} |",
+        met(ratio <= TARGET_RATIO)
+    );
+    let _ = writeln!(
+        w,
+        "| peak RSS ≤ {TARGET_RSS_MIB} MiB at 10,000 objects | {peak:.1} MiB at {n} | {} |",
+        if n >= 10_000 {
+            met(peak <= TARGET_RSS_MIB)
+        } else {
+            "not measured at 10,000 in this mode"
+        }
+    );
+    let _ = writeln!(
+        w,
+        "| 0 AWS calls while idle | {idle_aws} | {} |",
+        met(idle_aws == 0)
+    );
+    let _ = writeln!(
+        w,
+        "| 0 writes while idle | {idle_op_writes:.0} | {} |",
+        met(idle_op_writes == 0.0)
+    );
+    let _ = writeln!(
+        w,
+        "| writes per lifecycle ≤ minimum + 1 = {} | {op_writes:.2} | {} |",
+        MIN_WRITES + 1.0,
+        met(op_writes <= MIN_WRITES + 1.0 + 1e-9)
+    );
+    out
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// One row per object and milestone: `run,milestone,seconds,count`, the running count of
+/// objects that reached it. Started and Ready count from the first create, gone from the
+/// first delete.
+pub fn write_csv(path: &Path, settings: &Settings, runs: &[&RunResult]) -> anyhow::Result<()> {
+    let mut csv = format!(
+        "# agentcore-bench --{}: {} objects, concurrency {}\nrun,milestone,seconds,count\n",
+        settings.mode, settings.objects, settings.concurrency
+    );
+    for run in runs {
+        for milestone in Milestone::ALL {
+            let origin = if milestone == Milestone::Gone {
+                run.delete_origin
+            } else {
+                run.create_origin
+            };
+            for (i, t) in run.timeline.offsets(milestone, origin).iter().enumerate() {
+                let _ = writeln!(csv, "{},{},{t:.3},{}", run.label, milestone.as_str(), i + 1);
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, csv)?;
+    Ok(())
+}
