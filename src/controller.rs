@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::{
-    api::BatchEvaluation,
+    api::{BatchEvaluation, FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION},
     aws::AgentCore,
     metrics::Metrics,
     reconciler::{self, Context, Settings},
@@ -327,14 +327,17 @@ async fn run_controller(
 }
 
 /// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
-/// annotations (the force-release escape hatch and the score threshold do not bump the
-/// generation). The operator's own status writes pass none of these, so they cost no reconcile.
+/// operator's own annotations (the force-release escape hatch and the score threshold do not
+/// bump the generation). The operator's own status writes pass none of these, so they cost no
+/// reconcile; nor do labels and annotations written by other tools (GitOps tracking ids, ...).
 fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
     obj.finalizers().hash(&mut hasher);
-    obj.annotations().hash(&mut hasher);
+    for key in [FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION] {
+        obj.annotations().get(key).hash(&mut hasher);
+    }
     obj.meta().uid.hash(&mut hasher);
     Some(hasher.finish())
 }
@@ -363,7 +366,6 @@ async fn serve_ready(State(health): State<Health>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::FORCE_RELEASE_ANNOTATION;
     use std::collections::BTreeMap;
 
     fn object() -> BatchEvaluation {
@@ -388,6 +390,22 @@ mod tests {
             "true".to_owned(),
         )]));
         assert_ne!(relevant_change(&base), relevant_change(&annotated));
+
+        let mut threshold = base.clone();
+        threshold.meta_mut().annotations = Some(BTreeMap::from([(
+            MIN_SCORE_ANNOTATION.to_owned(),
+            "0.8".to_owned(),
+        )]));
+        assert_ne!(relevant_change(&base), relevant_change(&threshold));
+
+        // Another tool's annotations and labels: no reconcile, so no AWS call.
+        let mut foreign = base.clone();
+        foreign.meta_mut().annotations = Some(BTreeMap::from([(
+            "argocd.argoproj.io/tracking-id".to_owned(),
+            "app:evals.agentcore.dev/BatchEvaluation:team-a/demo".to_owned(),
+        )]));
+        foreign.meta_mut().labels = Some(BTreeMap::from([("team".to_owned(), "a".to_owned())]));
+        assert_eq!(relevant_change(&base), relevant_change(&foreign));
 
         let mut finalized = base.clone();
         finalized.meta_mut().finalizers = Some(vec![crate::api::FINALIZER.into()]);

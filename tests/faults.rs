@@ -2116,8 +2116,9 @@ async fn writers_inner(ctx: &Ctx<'_>, ns: &str, row: &mut Row) -> anyhow::Result
             })
             .await?;
         row.converged(created.elapsed());
-        // With everything terminal, the writer's edits still trigger reconciles (annotations
-        // may carry the escape hatch), which must cost no AWS call and no status write.
+        // With everything terminal, the writer's edits must cost no AWS call and no status
+        // write (the watch predicate lets only the operator's own annotations through; an
+        // operator that reconciled on them would still have to call nothing).
         let statuses = |snap: &support::invariants::Snapshot| {
             snap.in_namespace(ns)
                 .map(|o| (str_at(o, "/metadata/name").to_owned(), o["status"].clone()))
@@ -2260,8 +2261,8 @@ async fn writers_inner(ctx: &Ctx<'_>, ns: &str, row: &mut Row) -> anyhow::Result
         "the writer met {conflicts} conflicts (409) on resourceVersion-checked updates; the operator's own writes are patches without a resourceVersion, so they never conflict"
     ));
     row.lifecycles = n;
-    // Each edit is a watch event, and the operator reconciles on annotation changes (the
-    // escape hatch is an annotation): the bound grants one reconcile per edit.
+    // Each edit is a watch event. The operator ignores other tools' annotations and labels,
+    // but the bound does not rely on that filter: it grants one reconcile per edit.
     #[allow(clippy::cast_precision_loss)]
     let edits_per_object = writes as f64 / n as f64;
     let budget =
