@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agentcore_operator::api::{BatchEvaluation, FINALIZER};
 use anyhow::Context as _;
-use futures::{StreamExt as _, stream};
+use futures::{Stream, StreamExt as _, stream};
 use jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -71,29 +71,26 @@ pub async fn create_all(
     concurrency: usize,
     created: Option<mpsc::UnboundedSender<String>>,
 ) -> anyhow::Result<u32> {
-    let results: Vec<anyhow::Result<u32>> = stream::iter(names)
-        .map(|name| {
-            let created = created.clone();
-            async move {
-                let obj = object(crate::NAMESPACE, name)?;
-                let (_, retries) = with_retries("create", || async {
-                    match api.create(&PostParams::default(), &obj).await {
-                        // A retried create whose first attempt got through.
-                        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-                        other => other.map(|_| ()),
-                    }
-                })
-                .await?;
-                if let Some(tx) = created {
-                    let _ = tx.send(name.clone());
+    let names = stream::iter(names.iter().cloned());
+    run_all(names, concurrency, |name| {
+        let created = created.clone();
+        async move {
+            let obj = object(crate::NAMESPACE, &name)?;
+            let (_, retries) = with_retries("create", || async {
+                match api.create(&PostParams::default(), &obj).await {
+                    // A retried create whose first attempt got through.
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    other => other.map(|_| ()),
                 }
-                Ok(retries)
+            })
+            .await?;
+            if let Some(tx) = created {
+                let _ = tx.send(name);
             }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().sum()
+            Ok(retries)
+        }
+    })
+    .await
 }
 
 /// Deletes every object with `concurrency` requests in flight (foreground of nothing: plain
@@ -104,27 +101,24 @@ pub async fn delete_all(
     concurrency: usize,
     deleted: Option<mpsc::UnboundedSender<String>>,
 ) -> anyhow::Result<u32> {
-    let results: Vec<anyhow::Result<u32>> = stream::iter(names)
-        .map(|name| {
-            let deleted = deleted.clone();
-            async move {
-                let (_, retries) = with_retries("delete", || async {
-                    match api.delete(name, &DeleteParams::default()).await {
-                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                        other => other.map(|_| ()),
-                    }
-                })
-                .await?;
-                if let Some(tx) = deleted {
-                    let _ = tx.send(name.clone());
+    let names = stream::iter(names.iter().cloned());
+    run_all(names, concurrency, |name| {
+        let deleted = deleted.clone();
+        async move {
+            let (_, retries) = with_retries("delete", || async {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    other => other.map(|_| ()),
                 }
-                Ok(retries)
+            })
+            .await?;
+            if let Some(tx) = deleted {
+                let _ = tx.send(name);
             }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().sum()
+            Ok(retries)
+        }
+    })
+    .await
 }
 
 /// Takes names from `rx` and runs `work` on each, `concurrency` at a time, like the operator's
@@ -139,6 +133,17 @@ where
     Fut: Future<Output = anyhow::Result<u32>>,
 {
     let names = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|n| (n, rx)) });
+    run_all(names, concurrency, work).await
+}
+
+/// Runs `work` on every name, `concurrency` at a time; returns the retries summed, or the first
+/// error.
+async fn run_all<S, F, Fut>(names: S, concurrency: usize, work: F) -> anyhow::Result<u32>
+where
+    S: Stream<Item = String>,
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = anyhow::Result<u32>>,
+{
     let results: Vec<anyhow::Result<u32>> = names
         .map(work)
         .buffer_unordered(concurrency)
