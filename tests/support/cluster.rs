@@ -15,6 +15,16 @@ use kube::{
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
+/// `kubectl apply` as the suite does it: server-side, its own field manager, YAML on stdin.
+const SERVER_SIDE_APPLY: [&str; 6] = [
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "--field-manager=faults-suite",
+    "-f",
+    "-",
+];
+
 pub struct Cluster {
     pub client: Client,
     kubectl: PathBuf,
@@ -106,18 +116,7 @@ impl Cluster {
 
     /// Server-side apply of YAML text, as the admin.
     pub async fn apply(&self, yaml: &str) -> anyhow::Result<String> {
-        self.kubectl_stdin(
-            &[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager=faults-suite",
-                "-f",
-                "-",
-            ],
-            Some(yaml),
-        )
-        .await
+        self.kubectl_stdin(&SERVER_SIDE_APPLY, Some(yaml)).await
     }
 
     async fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
@@ -170,19 +169,8 @@ impl Cluster {
         yaml: &str,
         patience: std::time::Duration,
     ) -> anyhow::Result<String> {
-        self.kubectl_retry(
-            &[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager=faults-suite",
-                "-f",
-                "-",
-            ],
-            Some(yaml),
-            patience,
-        )
-        .await
+        self.kubectl_retry(&SERVER_SIDE_APPLY, Some(yaml), patience)
+            .await
     }
 
     pub async fn create_namespace(&self, ns: &str) -> anyhow::Result<()> {
