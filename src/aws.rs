@@ -19,22 +19,9 @@ use aws_smithy_types::{DateTime, date_time::Format};
 use crate::{
     api::{self, BatchEvaluationSpec},
     error::Error,
-    lifecycle::{Call, FailureKind, RemoteStatus},
     metrics::Metrics,
+    remote::{Call, FailureKind, RemoteJob, RemoteStatus},
 };
-
-/// What the operator keeps of a remote job.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RemoteJob {
-    pub id: String,
-    pub arn: String,
-    pub name: String,
-    pub status: RemoteStatus,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub results: Option<api::EvaluationResults>,
-    pub error_details: Option<String>,
-}
 
 /// Settings for building service clients.
 #[derive(Clone, Debug)]
@@ -170,10 +157,8 @@ impl AgentCore {
             .client(region)
             .get_batch_evaluation()
             .batch_evaluation_id(id);
-        let out = match self.timed(Call::Get, call.send()).await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(out) = gone_is_none(self.timed(Call::Get, call.send()).await)? else {
+            return Ok(None);
         };
         require_id(Call::Get, out.batch_evaluation_id(), Some(id))?;
         Ok(Some(RemoteJob {
@@ -233,11 +218,8 @@ impl AgentCore {
             .client(region)
             .stop_batch_evaluation()
             .batch_evaluation_id(id);
-        match self.timed(Call::Stop, call.send()).await {
-            Ok(out) => Ok(Some(RemoteStatus::parse(out.status().as_str()))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let out = gone_is_none(self.timed(Call::Stop, call.send()).await)?;
+        Ok(out.map(|out| RemoteStatus::parse(out.status().as_str())))
     }
 
     /// `DeleteBatchEvaluation`; `Ok(None)` when the job does not exist.
@@ -249,11 +231,8 @@ impl AgentCore {
             .client(region)
             .delete_batch_evaluation()
             .batch_evaluation_id(id);
-        match self.timed(Call::Delete, call.send()).await {
-            Ok(out) => Ok(Some(RemoteStatus::parse(out.status().as_str()))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let out = gone_is_none(self.timed(Call::Delete, call.send()).await)?;
+        Ok(out.map(|out| RemoteStatus::parse(out.status().as_str())))
     }
 
     async fn timed<T, E>(
@@ -289,14 +268,16 @@ fn require_id(call: Call, got: &str, asked: Option<&str>) -> AwsResult<()> {
     Ok(())
 }
 
-fn is_not_found(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Aws {
+/// A 404 from a call on one job means the job does not exist: `Ok(None)`.
+fn gone_is_none<T>(result: AwsResult<T>) -> AwsResult<Option<T>> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(Error::Aws {
             kind: FailureKind::NotFound,
             ..
-        }
-    )
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The service's operation name, as in metrics and the emulator's counters.

@@ -1,8 +1,8 @@
-//! Runs the operator: watch, leader election, the reconcile loop, health and metrics endpoints,
-//! and graceful shutdown.
+//! Runs the operator: leader election, health and metrics endpoints, graceful shutdown, and the
+//! controllers of each kind (their watch and reconcile live in the kind's module, such as
+//! [`crate::batch_evaluation::controller`]).
 
 use std::{
-    hash::{DefaultHasher, Hash, Hasher},
     net::SocketAddr,
     sync::{
         Arc,
@@ -12,22 +12,19 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use futures::{StreamExt, future::BoxFuture};
-use kube::{
-    Api, Client, Resource, ResourceExt,
-    runtime::{
-        Controller, WatchStreamExt, controller::Config as ControllerConfig, events::Reporter,
-        reflector, watcher,
-    },
-};
+use futures::future::BoxFuture;
+use kube::{Api, Client, runtime::events::Reporter};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::{
-    api::{BatchEvaluation, FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION},
+    api::BatchEvaluation,
     aws::AgentCore,
+    batch_evaluation::{
+        self,
+        reconciler::{Context, Settings},
+    },
     metrics::Metrics,
-    reconciler::{self, Context, Settings},
 };
 
 /// Name the operator reports in events and as field manager.
@@ -249,97 +246,38 @@ fn shutdown_signal() -> BoxFuture<'static, ()> {
     })
 }
 
-/// Written by client-side `kubectl apply`; never read by the operator.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
+/// Runs every kind's controller until `stop` turns true.
 async fn run_controller(
     client: Client,
     aws: AgentCore,
     metrics: Arc<Metrics>,
     config: &RunConfig,
     health: Health,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let api: Api<BatchEvaluation> = match &config.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
         instance: Some(config.identity.clone()),
     };
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         aws,
         reporter,
         metrics,
         config.settings.clone(),
     ));
-
-    let (reader, writer) = reflector::store();
-    let ready_reader = reader.clone();
-    let ready_flag = health.ready.clone();
-    // kube-runtime's store readiness is a oneshot that wakes only the last of several waiters,
-    // and the controller waits on it too: re-poll on a timer instead of awaiting it once.
-    tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(Duration::from_millis(500), ready_reader.wait_until_ready())
-                .await
-            {
-                Ok(Ok(())) => {
-                    ready_flag.store(true, Ordering::Relaxed);
-                    info!("watch cache synced; ready");
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
-        }
-    });
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        // The cache only needs what reconciles read. Managed fields are most of an object, and
-        // client-side `kubectl apply` keeps a second copy of the spec in an annotation.
-        .modify(|obj: &mut BatchEvaluation| {
-            obj.managed_fields_mut().clear();
-            obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
-        })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(relevant_change, Default::default());
-
-    Controller::for_stream(stream, reader)
-        .with_config(ControllerConfig::default().concurrency(config.max_concurrent_reconciles))
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .run(reconciler::reconcile, reconciler::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                match e {
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                    other => warn!(error = %other, "controller"),
-                }
-            }
-        })
-        .await;
-    info!("controller stopped");
-}
-
-/// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
-/// operator's own annotations (the force-release escape hatch and the score threshold do not
-/// bump the generation). The operator's own status writes pass none of these, so they cost no
-/// reconcile; nor do labels and annotations written by other tools (GitOps tracking ids, ...).
-fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
-    let mut hasher = DefaultHasher::new();
-    obj.meta().generation.hash(&mut hasher);
-    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
-    obj.finalizers().hash(&mut hasher);
-    for key in [FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION] {
-        obj.annotations().get(key).hash(&mut hasher);
-    }
-    obj.meta().uid.hash(&mut hasher);
-    Some(hasher.finish())
+    let api: Api<BatchEvaluation> = match &config.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    batch_evaluation::controller::run(
+        api,
+        ctx,
+        config.max_concurrent_reconciles,
+        health.ready,
+        stop,
+    )
+    .await;
 }
 
 async fn serve_metrics(State(health): State<Health>) -> impl IntoResponse {
@@ -360,59 +298,5 @@ async fn serve_ready(State(health): State<Health>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the watch cache is not synced yet",
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    fn object() -> BatchEvaluation {
-        let mut obj = BatchEvaluation::new("demo", crate::api::BatchEvaluationSpec::default());
-        obj.meta_mut().generation = Some(1);
-        obj
-    }
-
-    #[test]
-    fn status_writes_do_not_trigger_but_the_escape_hatch_does() {
-        let base = object();
-        let mut with_status = base.clone();
-        with_status.status = Some(crate::api::BatchEvaluationStatus {
-            observed_generation: 1,
-            ..Default::default()
-        });
-        assert_eq!(relevant_change(&base), relevant_change(&with_status));
-
-        let mut annotated = base.clone();
-        annotated.meta_mut().annotations = Some(BTreeMap::from([(
-            FORCE_RELEASE_ANNOTATION.to_owned(),
-            "true".to_owned(),
-        )]));
-        assert_ne!(relevant_change(&base), relevant_change(&annotated));
-
-        let mut threshold = base.clone();
-        threshold.meta_mut().annotations = Some(BTreeMap::from([(
-            MIN_SCORE_ANNOTATION.to_owned(),
-            "0.8".to_owned(),
-        )]));
-        assert_ne!(relevant_change(&base), relevant_change(&threshold));
-
-        // Another tool's annotations and labels: no reconcile, so no AWS call.
-        let mut foreign = base.clone();
-        foreign.meta_mut().annotations = Some(BTreeMap::from([(
-            "argocd.argoproj.io/tracking-id".to_owned(),
-            "app:evals.agentcore.dev/BatchEvaluation:team-a/demo".to_owned(),
-        )]));
-        foreign.meta_mut().labels = Some(BTreeMap::from([("team".to_owned(), "a".to_owned())]));
-        assert_eq!(relevant_change(&base), relevant_change(&foreign));
-
-        let mut finalized = base.clone();
-        finalized.meta_mut().finalizers = Some(vec![crate::api::FINALIZER.into()]);
-        assert_ne!(relevant_change(&base), relevant_change(&finalized));
-
-        let mut respec = base.clone();
-        respec.meta_mut().generation = Some(2);
-        assert_ne!(relevant_change(&base), relevant_change(&respec));
     }
 }

@@ -1,6 +1,6 @@
 //! The library's one error type. Every variant has a stable metric label and condition reason.
 
-use crate::lifecycle::{Call, FailureKind};
+use crate::remote::{Call, FailureKind};
 
 /// Errors of a reconcile that the lifecycle does not absorb as an observation.
 #[derive(Debug, thiserror::Error)]

@@ -4,10 +4,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use agentcore_operator::{
     aws::{AgentCore, AwsSettings},
+    batch_evaluation::reconciler::Settings,
     controller::{self, LeaderElection, RunConfig},
     crdgen,
     metrics::Metrics,
-    reconciler::Settings,
     telemetry::{self, LogFormat},
 };
 use anyhow::Context as _;

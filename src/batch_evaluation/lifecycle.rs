@@ -2,158 +2,10 @@
 //! of the remote job, to the one next step. No I/O here; the reconciler performs the steps and
 //! feeds their results back in as observations.
 
-use std::fmt;
-
-use crate::api::{CleanupStep, DeletionPolicy};
-
-/// The service's `BatchEvaluationStatus`, plus values this operator does not know yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RemoteStatus {
-    Pending,
-    InProgress,
-    Completed,
-    CompletedWithErrors,
-    Failed,
-    Stopping,
-    Stopped,
-    Deleting,
-    /// A value added to the service after this operator was built. Treated as "not settled":
-    /// polled, never acted on.
-    Unknown(String),
-}
-
-impl RemoteStatus {
-    /// Parses the service's wire value.
-    #[must_use]
-    pub fn parse(value: &str) -> Self {
-        match value {
-            "PENDING" => Self::Pending,
-            "IN_PROGRESS" => Self::InProgress,
-            "COMPLETED" => Self::Completed,
-            "COMPLETED_WITH_ERRORS" => Self::CompletedWithErrors,
-            "FAILED" => Self::Failed,
-            "STOPPING" => Self::Stopping,
-            "STOPPED" => Self::Stopped,
-            "DELETING" => Self::Deleting,
-            other => Self::Unknown(other.to_owned()),
-        }
-    }
-
-    /// The service's wire value.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::CompletedWithErrors => "COMPLETED_WITH_ERRORS",
-            Self::Failed => "FAILED",
-            Self::Stopping => "STOPPING",
-            Self::Stopped => "STOPPED",
-            Self::Deleting => "DELETING",
-            Self::Unknown(other) => other,
-        }
-    }
-
-    /// PENDING or IN_PROGRESS: the job can still be stopped.
-    #[must_use]
-    pub const fn is_running(&self) -> bool {
-        matches!(self, Self::Pending | Self::InProgress)
-    }
-
-    /// The four statuses from which a job can be deleted and never moves on its own.
-    #[must_use]
-    pub const fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Completed | Self::CompletedWithErrors | Self::Failed | Self::Stopped
-        )
-    }
-}
-
-impl fmt::Display for RemoteStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How an AWS call failed, as far as the lifecycle cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// 429.
-    Throttled,
-    /// 5xx.
-    ServerError,
-    /// The operation or attempt timeout elapsed.
-    Timeout,
-    /// The request could not be sent or the connection dropped.
-    Dispatch,
-    /// The response could not be understood.
-    MalformedResponse,
-    /// 403.
-    AccessDenied,
-    /// 401.
-    Unauthorized,
-    /// 402.
-    QuotaExceeded,
-    /// 400: the service rejected the request.
-    Validation,
-    /// 409: the job is not in the state the call needs, or the name is taken.
-    Conflict,
-    /// 404 where the job was expected to exist. The AWS client turns the expected 404s (Get,
-    /// Stop, Delete) into "gone" before the lifecycle sees them.
-    NotFound,
-    /// Anything else.
-    Unknown,
-}
-
-impl FailureKind {
-    /// CamelCase name used as condition reason, event reason and metric label.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Throttled => "Throttled",
-            Self::ServerError => "ServiceError",
-            Self::Timeout => "Timeout",
-            Self::Dispatch => "ConnectionError",
-            Self::MalformedResponse => "MalformedResponse",
-            Self::AccessDenied => "AccessDenied",
-            Self::Unauthorized => "Unauthorized",
-            Self::QuotaExceeded => "QuotaExceeded",
-            Self::Validation => "InvalidSpec",
-            Self::Conflict => "Conflict",
-            Self::NotFound => "NotFound",
-            Self::Unknown => "UnknownError",
-        }
-    }
-
-    /// Whether a condition reason names a failure (for Warning events).
-    #[must_use]
-    pub fn is_warning_reason(reason: &str) -> bool {
-        [
-            Self::Throttled,
-            Self::ServerError,
-            Self::Timeout,
-            Self::Dispatch,
-            Self::MalformedResponse,
-            Self::AccessDenied,
-            Self::Unauthorized,
-            Self::QuotaExceeded,
-            Self::Validation,
-            Self::Conflict,
-            Self::NotFound,
-            Self::Unknown,
-        ]
-        .iter()
-        .any(|k| k.as_str() == reason)
-    }
-
-    /// Failures that need a person (credentials, permissions): retried slowly.
-    #[must_use]
-    pub const fn needs_intervention(self) -> bool {
-        matches!(self, Self::AccessDenied | Self::Unauthorized)
-    }
-}
+use crate::{
+    api::{CleanupStep, DeletionPolicy},
+    remote::{Call, FailureKind, RemoteStatus},
+};
 
 /// Why the object sits still until its spec (generation) changes. Retrying would only repeat
 /// the same answer, so there are no AWS calls in this state.
@@ -166,33 +18,17 @@ pub enum StallReason {
     /// `adoptBatchEvaluationId` names no job.
     AdoptionTargetNotFound,
     /// The recorded job disappeared without this operator deleting it.
-    RemoteDeleted,
+    DeletedExternally,
 }
 
 impl StallReason {
-    /// CamelCase reason.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidSpec => "InvalidSpec",
-            Self::NameConflict => "NameConflict",
-            Self::AdoptionTargetNotFound => "AdoptionTargetNotFound",
-            Self::RemoteDeleted => "RemoteDeleted",
-        }
-    }
-
-    /// Parses a reason written by [`Self::as_str`].
-    #[must_use]
-    pub fn parse(reason: &str) -> Option<Self> {
-        [
-            Self::InvalidSpec,
-            Self::NameConflict,
-            Self::AdoptionTargetNotFound,
-            Self::RemoteDeleted,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == reason)
-    }
+    /// Every stall, for reading a recorded one back.
+    pub const ALL: [Self; 4] = [
+        Self::InvalidSpec,
+        Self::NameConflict,
+        Self::AdoptionTargetNotFound,
+        Self::DeletedExternally,
+    ];
 }
 
 /// Everything about the object the decision needs, extracted without I/O.
@@ -241,16 +77,6 @@ pub enum Observation {
     Failed { call: Call, kind: FailureKind },
 }
 
-/// The AWS call an observation or failure came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
-    Start,
-    Get,
-    List,
-    Stop,
-    Delete,
-}
-
 /// Why the finalizer is released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Release {
@@ -262,19 +88,6 @@ pub enum Release {
     ForceReleased,
     /// Nothing remote was ever created for this object (or it belongs to someone else).
     NothingToCleanUp,
-}
-
-impl Release {
-    /// CamelCase reason.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::RemoteGone => "RemoteDeleted",
-            Self::Retained => "Retained",
-            Self::ForceReleased => "ForceReleased",
-            Self::NothingToCleanUp => "NothingToCleanUp",
-        }
-    }
 }
 
 /// Why the reconcile waits for time to pass.
@@ -361,7 +174,7 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
         }
         Observation::NotFound => {
             if view.recorded_id.is_some() {
-                Step::Stall(StallReason::RemoteDeleted)
+                Step::Stall(StallReason::DeletedExternally)
             } else if view.adopt_id.is_some() {
                 Step::Stall(StallReason::AdoptionTargetNotFound)
             } else {

@@ -1,8 +1,8 @@
 //! The API reference (`docs/api-reference.md`), generated from the CRD schema so that it cannot
 //! drift from what the API server enforces: every field with its type, whether it is required,
 //! its constraints (pattern, lengths, item counts, enum, default) and description, and every CEL
-//! rule with its message. Regenerate with [`REGENERATE`]; `tests/api_reference.rs` fails when the
-//! checked-in file is stale.
+//! rule with its message. Regenerate with [`REGENERATE`]; `apidocs/tests/api_reference.rs` fails
+//! when the checked-in file is stale. A development tool: it is not part of the operator binary.
 
 use std::fmt::Write as _;
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 /// Where the reference is checked in, relative to the repository root.
 pub const PATH: &str = "docs/api-reference.md";
 /// The command that rewrites [`PATH`].
-pub const REGENERATE: &str = "cargo run -q --example api-reference > docs/api-reference.md";
+pub const REGENERATE: &str = "cargo run -q -p agentcore-apidocs > docs/api-reference.md";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn every_spec_field_is_documented_with_its_constraints() -> Result<(), Error> {
-        let doc = render(&crate::crdgen::crd())?;
+        let doc = render(&agentcore_operator::crdgen::crd())?;
         for needle in [
             "| `spec.dataSource.cloudWatchLogs.serviceNames` | []string | yes | items = 1 |",
             "| `spec.deletionPolicy` | string |  | one of `Delete`, `Retain`; default `Delete` |",

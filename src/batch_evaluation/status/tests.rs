@@ -1,8 +1,18 @@
 use super::*;
 use crate::{
     api::{EvaluationResults, EvaluatorResult},
-    lifecycle::{Call, Release},
+    batch_evaluation::lifecycle::Release,
+    remote::Call,
 };
+
+/// The status alone; the verdict has tests of its own below.
+fn desired(
+    current: &BatchEvaluationStatus,
+    inputs: &StatusInputs<'_>,
+    now: Timestamp,
+) -> BatchEvaluationStatus {
+    super::desired(current, inputs, now).status
+}
 
 fn job(status: RemoteStatus) -> RemoteJob {
     RemoteJob {
@@ -34,8 +44,8 @@ fn job(status: RemoteStatus) -> RemoteJob {
     }
 }
 
-fn observed<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> Observed<'a> {
-    Observed {
+fn inputs<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> StatusInputs<'a> {
+    StatusInputs {
         generation: 2,
         deleting: false,
         stop_requested: false,
@@ -66,7 +76,7 @@ fn completed_job_is_ready_with_results() {
     let j = job(RemoteStatus::Completed);
     let s = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&j), &Step::Idle),
+        &inputs(Some(&j), &Step::Idle),
         now(),
     );
     assert_eq!(s.observed_generation, 2);
@@ -85,7 +95,7 @@ fn running_job_is_reconciling() {
     let j = job(RemoteStatus::InProgress);
     let s = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&j), &Step::Wait(Wait::JobRunning)),
+        &inputs(Some(&j), &Step::Wait(Wait::JobRunning)),
         now(),
     );
     assert_eq!(cond(&s, READY).status, "False");
@@ -100,7 +110,7 @@ fn failed_job_is_stalled_with_the_service_details() {
     j.error_details = Some("no sessions found".into());
     let s = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&j), &Step::Idle),
+        &inputs(Some(&j), &Step::Idle),
         now(),
     );
     assert_eq!(cond(&s, STALLED).status, "True");
@@ -111,7 +121,7 @@ fn failed_job_is_stalled_with_the_service_details() {
 #[test]
 fn rejected_spec_stalls_with_the_message() {
     let step = Step::Stall(StallReason::InvalidSpec);
-    let mut o = observed(None, &step);
+    let mut o = inputs(None, &step);
     o.failure = Some((
         FailureKind::Validation,
         "ValidationException: evaluators[0] is invalid",
@@ -124,7 +134,7 @@ fn rejected_spec_stalls_with_the_message() {
         Some(StallReason::InvalidSpec)
     );
     // The next reconcile restates the stall without a failure: nothing changes.
-    let again = desired(&s, &observed(None, &step), now());
+    let again = desired(&s, &inputs(None, &step), now());
     assert!(
         !changed(&s, &again),
         "restating a stall must not rewrite it"
@@ -145,7 +155,7 @@ fn rejected_spec_stalls_with_the_message() {
 #[test]
 fn stop_on_request_is_not_a_failure() {
     let j = job(RemoteStatus::Stopped);
-    let mut o = observed(Some(&j), &Step::Idle);
+    let mut o = inputs(Some(&j), &Step::Idle);
     o.stop_requested = true;
     let s = desired(&BatchEvaluationStatus::default(), &o, now());
     assert_eq!(cond(&s, READY).reason, "StoppedOnRequest");
@@ -158,7 +168,7 @@ fn stop_on_request_is_not_a_failure() {
     assert_eq!(cond(&s, RECONCILING).status, "False");
 
     let j = job(RemoteStatus::Completed);
-    let mut o = observed(Some(&j), &Step::Idle);
+    let mut o = inputs(Some(&j), &Step::Idle);
     o.stop_requested = true;
     let s = desired(&BatchEvaluationStatus::default(), &o, now());
     assert_eq!(cond(&s, RECONCILING).reason, "StopNotNeeded");
@@ -171,7 +181,7 @@ fn access_denied_needs_a_person() {
         call: Call::Start,
         kind: FailureKind::AccessDenied,
     };
-    let mut o = observed(None, &step);
+    let mut o = inputs(None, &step);
     o.failure = Some((
         FailureKind::AccessDenied,
         "AccessDeniedException: not authorized",
@@ -188,7 +198,7 @@ fn throttling_is_reconciling_not_stalled() {
         call: Call::Get,
         kind: FailureKind::Throttled,
     };
-    let mut o = observed(None, &step);
+    let mut o = inputs(None, &step);
     o.failure = Some((FailureKind::Throttled, "ThrottlingException: slow down"));
     let s = desired(&BatchEvaluationStatus::default(), &o, now());
     assert_eq!(cond(&s, STALLED).status, "False");
@@ -199,7 +209,7 @@ fn throttling_is_reconciling_not_stalled() {
 fn deletion_shows_the_cleanup_step_and_where_results_remain() {
     let j = job(RemoteStatus::Stopping);
     let step = Step::Wait(Wait::Cleanup(CleanupStep::AwaitingTerminal));
-    let mut o = observed(Some(&j), &step);
+    let mut o = inputs(Some(&j), &step);
     o.deleting = true;
     o.cleanup_action = Some(CleanupStep::Stopping);
     o.results_location = Some("/agentcore/results");
@@ -220,11 +230,11 @@ fn unchanged_observation_changes_nothing() {
     let step = Step::Wait(Wait::JobRunning);
     let first = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&j), &step),
+        &inputs(Some(&j), &step),
         now(),
     );
     let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
-    let second = desired(&first, &observed(Some(&j), &step), later);
+    let second = desired(&first, &inputs(Some(&j), &step), later);
     assert!(
         !changed(&first, &second),
         "same observation must not cause a write"
@@ -242,11 +252,11 @@ fn transition_time_moves_only_when_the_status_flips() {
     let done = job(RemoteStatus::Completed);
     let first = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&running), &Step::Wait(Wait::JobRunning)),
+        &inputs(Some(&running), &Step::Wait(Wait::JobRunning)),
         now(),
     );
     let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
-    let second = desired(&first, &observed(Some(&done), &Step::Idle), later);
+    let second = desired(&first, &inputs(Some(&done), &Step::Idle), later);
     assert_eq!(cond(&second, READY).last_transition_time, Time(later));
     assert_eq!(
         cond(&second, STALLED).last_transition_time,
@@ -259,7 +269,7 @@ fn unknown_remote_status_is_reported_not_fatal() {
     let j = job(RemoteStatus::Unknown("ARCHIVED".into()));
     let s = desired(
         &BatchEvaluationStatus::default(),
-        &observed(Some(&j), &Step::Wait(Wait::JobRunning)),
+        &inputs(Some(&j), &Step::Wait(Wait::JobRunning)),
         now(),
     );
     assert_eq!(cond(&s, READY).reason, "UnknownRemoteStatus");
