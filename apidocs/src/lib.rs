@@ -72,7 +72,7 @@ pub fn render(crd: &CustomResourceDefinition) -> Result<String, Error> {
     writeln!(
         out,
         "Generated from the CRD schema (`agentcore_operator::crdgen::crd()`, the same schema as \
-         `crds/` and the chart) by `{REGENERATE}`. Do not edit by hand: `tests/api_reference.rs` \
+         `crds/` and the chart) by `{REGENERATE}`. Do not edit by hand: `apidocs/tests/api_reference.rs` \
          fails when this file is stale. `kubectl explain batchevaluation.spec --recursive` shows \
          the same descriptions from a cluster."
     )?;
