@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use agentcore_testenv::{
     ControlPlane, ControlPlaneOptions, Identity, OPERATOR_NAMESPACE, OPERATOR_USER,
-    OperatorProcess, wait_until_ok,
+    OperatorProcess, wait_until, wait_until_ok,
 };
 use anyhow::{Context as _, bail, ensure};
 use support::{
@@ -342,18 +342,17 @@ impl Replica {
 
 /// Waits until the operator on `port` serves its metrics and says it is not the leader.
 async fn wait_standing_by(port: u16) -> anyhow::Result<()> {
-    wait_until_ok(
+    let standing_by = || async {
+        let text = scrape(port).await.ok()?;
+        text.lines()
+            .any(|l| l == "agentcore_operator_leader 0")
+            .then_some(())
+    };
+    wait_until(
         "the replica to stand by",
         LONG,
         Duration::from_millis(250),
-        || async {
-            let text = scrape(port).await?;
-            if text.lines().any(|l| l == "agentcore_operator_leader 0") {
-                Ok(())
-            } else {
-                bail!("not standing by")
-            }
-        },
+        standing_by,
     )
     .await?;
     Ok(())
@@ -539,12 +538,7 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
         LONG,
         Duration::from_millis(250),
         || async {
-            let text = client
-                .get(format!("{base}/metrics"))
-                .send()
-                .await?
-                .text()
-                .await?;
+            let text = scrape(port).await?;
             if text.contains("agentcore_operator_evaluation_average_score{") {
                 Ok(text)
             } else {
@@ -572,12 +566,7 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
     // While a deletion is held up, its age is exported; afterwards the per-object series go away.
     env.kubectl(&["delete", "beval", "scored", "-n", "obs", "--timeout=90s"])
         .await?;
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = scrape(port).await?;
     ensure!(
         !text.contains(r#"name="scored""#),
         "per-object series removed with the object:\n{text}"
