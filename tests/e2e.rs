@@ -5,10 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use agentcore_emulator::{ErrorCode, FaultAction, FaultConfig, Operation, ScriptStep, Target};
+use agentcore_emulator::{ErrorCode, Operation, Target};
 use anyhow::{Context as _, ensure};
-use serde_json::Value;
-use support::{Env, EnvOptions, condition, condition_is, manifest, status_str, uid};
+use support::{
+    Env, EnvOptions,
+    faults::{error_rate, reject_every_start, runs, stops_in},
+    manifest,
+    object::{cond_message, condition_is, deleting, status_str, uid},
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -85,14 +89,7 @@ async fn delete_running_job(env: &Env) -> anyhow::Result<()> {
     let ns = "e2e-running";
     env.create_namespace(ns).await?;
     let name = env
-        .start_running(
-            ns,
-            "long",
-            &[
-                ("emulator:job-duration", "120s"),
-                ("emulator:stop-duration", "4s"),
-            ],
-        )
+        .start_running(ns, "long", &[runs("120s"), stops_in("4s")])
         .await?;
 
     let mut delete = env.plane.kubectl();
@@ -101,8 +98,7 @@ async fn delete_running_job(env: &Env) -> anyhow::Result<()> {
     let observe = async {
         let stopping = env
             .wait_for(ns, "long", "the cleanup to wait for STOPPED", LONG, |o| {
-                status_str(o, "remoteStatus") == Some("STOPPING")
-                    && o.pointer("/metadata/deletionTimestamp").is_some()
+                status_str(o, "remoteStatus") == Some("STOPPING") && deleting(o)
             })
             .await?;
         ensure!(
@@ -155,7 +151,7 @@ async fn retain_policy(env: &Env) -> anyhow::Result<()> {
         ns,
         "keep",
         "  deletionPolicy: Retain\n",
-        &[("emulator:job-duration", "120s")],
+        &[runs("120s")],
     ))
     .await?;
     let obj = env
@@ -184,16 +180,11 @@ async fn long_stopping(env: &Env) -> anyhow::Result<()> {
         ns,
         "slow-stop",
         "",
-        &[
-            ("emulator:job-duration", "120s"),
-            ("emulator:stop-duration", "8s"),
-        ],
+        &[runs("120s"), stops_in("8s")],
     ))
     .await?;
-    env.wait_for(ns, "slow-stop", "the job to run", LONG, |o| {
-        status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-    })
-    .await?;
+    env.wait_remote(ns, "slow-stop", "IN_PROGRESS", LONG)
+        .await?;
     env.kubectl(&["delete", "beval", "slow-stop", "-n", ns, "--wait=false"])
         .await?;
     env.wait_for(
@@ -252,11 +243,7 @@ async fn adoption(env: &Env) -> anyhow::Result<()> {
         &[],
     ))
     .await?;
-    let obj = env
-        .wait_for(ns, "adopted", "the adopted job to complete", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("COMPLETED")
-        })
-        .await?;
+    let obj = env.wait_remote(ns, "adopted", "COMPLETED", LONG).await?;
     ensure!(status_str(&obj, "batchEvaluationId") == Some(id.as_str()));
     let own_starts: Vec<_> = env
         .emulator
@@ -281,20 +268,8 @@ async fn adoption(env: &Env) -> anyhow::Result<()> {
 async fn declarative_stop(env: &Env) -> anyhow::Result<()> {
     let ns = "e2e-stop";
     env.create_namespace(ns).await?;
-    let name = env
-        .start_running(ns, "halt", &[("emulator:job-duration", "120s")])
-        .await?;
-    env.kubectl(&[
-        "patch",
-        "beval",
-        "halt",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"stop":true}}"#,
-    ])
-    .await?;
+    let name = env.start_running(ns, "halt", &[runs("120s")]).await?;
+    env.patch(ns, "halt", r#"{"spec":{"stop":true}}"#).await?;
     let stopped = env
         .wait_for(ns, "halt", "STOPPED on request", LONG, |o| {
             status_str(o, "remoteStatus") == Some("STOPPED")
@@ -305,18 +280,7 @@ async fn declarative_stop(env: &Env) -> anyhow::Result<()> {
         condition_is(&stopped, "Stalled", "False", "NotStalled"),
         "a requested stop is not a failure"
     );
-    let unstop = env
-        .kubectl(&[
-            "patch",
-            "beval",
-            "halt",
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"stop":false}}"#,
-        ])
-        .await;
+    let unstop = env.patch(ns, "halt", r#"{"spec":{"stop":false}}"#).await;
     let message = format!("{unstop:?}");
     ensure!(
         unstop.is_err() && message.contains("cannot be set back to false"),
@@ -394,13 +358,8 @@ async fn invalid_objects_rejected(env: &Env) -> anyhow::Result<()> {
     }
 
     // Immutable fields: change of the data source, the name, the evaluators.
-    env.apply(&manifest(
-        ns,
-        "immutable",
-        "",
-        &[("emulator:job-duration", "120s")],
-    ))
-    .await?;
+    env.apply(&manifest(ns, "immutable", "", &[runs("120s")]))
+        .await?;
     for (what, patch, expected) in [
         (
             "data source",
@@ -418,18 +377,7 @@ async fn invalid_objects_rejected(env: &Env) -> anyhow::Result<()> {
             "evaluators is immutable",
         ),
     ] {
-        let result = env
-            .kubectl(&[
-                "patch",
-                "beval",
-                "immutable",
-                "-n",
-                ns,
-                "--type=merge",
-                "-p",
-                patch,
-            ])
-            .await;
+        let result = env.patch(ns, "immutable", patch).await;
         let message = format!("{result:?}");
         ensure!(
             result.is_err() && message.contains(expected),
@@ -437,28 +385,10 @@ async fn invalid_objects_rejected(env: &Env) -> anyhow::Result<()> {
         );
     }
     // deletionPolicy stays mutable.
-    env.kubectl(&[
-        "patch",
-        "beval",
-        "immutable",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deletionPolicy":"Retain"}}"#,
-    ])
-    .await?;
-    env.kubectl(&[
-        "patch",
-        "beval",
-        "immutable",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deletionPolicy":"Delete"}}"#,
-    ])
-    .await?;
+    env.patch(ns, "immutable", r#"{"spec":{"deletionPolicy":"Retain"}}"#)
+        .await?;
+    env.patch(ns, "immutable", r#"{"spec":{"deletionPolicy":"Delete"}}"#)
+        .await?;
     env.kubectl(&["delete", "beval", "immutable", "-n", ns, "--timeout=60s"])
         .await?;
     Ok(())
@@ -512,27 +442,14 @@ async fn remote_rejections_and_the_escape_hatch() -> anyhow::Result<()> {
     let ns = "e2e-rejected";
     env.create_namespace(ns).await?;
 
-    let mut faults = FaultConfig::default();
-    faults
-        .entry(Target::Operation(Operation::StartBatchEvaluation))
-        .script = vec![ScriptStep {
-        action: FaultAction::Error {
-            error: ErrorCode::ValidationException,
-            after_action: false,
-        },
-        times: None,
-    }];
-    env.emulator.set_faults(&faults)?;
+    env.emulator.set_faults(&reject_every_start())?;
     env.apply(&manifest(ns, "rejected", "", &[])).await?;
     let obj = env
         .wait_for(ns, "rejected", "Stalled=True InvalidSpec", LONG, |o| {
             condition_is(o, "Stalled", "True", "InvalidSpec")
         })
         .await?;
-    let message = condition(&obj, "Stalled")
-        .and_then(|c| c.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let message = cond_message(&obj, "Stalled");
     ensure!(
         message.contains("ValidationException"),
         "the service's message is shown: {message}"
@@ -549,15 +466,12 @@ async fn remote_rejections_and_the_escape_hatch() -> anyhow::Result<()> {
 
     // Deletion while AWS denies access: finalizer kept, condition + warning, then force-release.
     env.emulator.clear_faults();
-    let name = env
-        .start_running(ns, "denied", &[("emulator:job-duration", "120s")])
-        .await?;
-    let mut denied = FaultConfig::default();
-    denied.entry(Target::All).error_rate = Some(agentcore_emulator::ErrorRate {
-        rate: 1.0,
-        error: ErrorCode::AccessDeniedException,
-    });
-    env.emulator.set_faults(&denied)?;
+    let name = env.start_running(ns, "denied", &[runs("120s")]).await?;
+    env.emulator.set_faults(&error_rate(
+        Target::All,
+        1.0,
+        ErrorCode::AccessDeniedException,
+    ))?;
     env.kubectl(&["delete", "beval", "denied", "-n", ns, "--wait=false"])
         .await?;
     env.wait_for(ns, "denied", "AccessDenied during deletion", LONG, |o| {
@@ -596,21 +510,11 @@ async fn operator_killed_mid_deletion_converges() -> anyhow::Result<()> {
     let ns = "e2e-kill";
     env.create_namespace(ns).await?;
     let name = env
-        .start_running(
-            ns,
-            "victim",
-            &[
-                ("emulator:job-duration", "120s"),
-                ("emulator:stop-duration", "6s"),
-            ],
-        )
+        .start_running(ns, "victim", &[runs("120s"), stops_in("6s")])
         .await?;
     env.kubectl(&["delete", "beval", "victim", "-n", ns, "--wait=false"])
         .await?;
-    env.wait_for(ns, "victim", "STOPPING during deletion", LONG, |o| {
-        status_str(o, "remoteStatus") == Some("STOPPING")
-    })
-    .await?;
+    env.wait_remote(ns, "victim", "STOPPING", LONG).await?;
     env.operator.kill_hard();
     tokio::time::sleep(Duration::from_secs(1)).await;
     ensure!(

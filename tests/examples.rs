@@ -3,6 +3,8 @@
 //! objects, whose CRDs are not installed here, are parsed and checked against what their comments
 //! and the docs promise, and the BatchEvaluations they deploy are dry-run like the others.
 
+mod support;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -11,10 +13,7 @@ use std::{
 use agentcore_testenv::{ControlPlane, ControlPlaneOptions};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
-
-fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+use support::repo_path;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {

@@ -17,10 +17,15 @@ use std::{
     time::Duration,
 };
 
-use agentcore_emulator::{ErrorCode, FaultAction, FaultConfig, Operation, ScriptStep, Target};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
-use support::{Env, EnvOptions, condition_is, manifest, repo_path, status_str};
+use support::{
+    Env, EnvOptions,
+    faults::{ends, reject_every_start, runs, stops_in},
+    manifest,
+    object::{condition_is, status_str},
+    repo_path,
+};
 use tokio::io::AsyncWriteExt as _;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -332,18 +337,9 @@ async fn pending_and_running(env: &Env) -> anyhow::Result<Vec<(&'static str, Val
     let watch = Watch::start(env, ns)?;
     // Give the watch time to be established before the object exists.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    env.apply(&manifest(
-        ns,
-        "running",
-        "",
-        &[("emulator:job-duration", "300s")],
-    ))
-    .await?;
-    let running = env
-        .wait_for(ns, "running", "IN_PROGRESS", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    env.apply(&manifest(ns, "running", "", &[runs("300s")]))
         .await?;
+    let running = env.wait_remote(ns, "running", "IN_PROGRESS", LONG).await?;
     let pending = watch
         .versions()
         .await?
@@ -360,7 +356,7 @@ async fn finished_with(
     done: impl Fn(&Value) -> bool,
 ) -> anyhow::Result<Value> {
     env.create_namespace(ns).await?;
-    env.apply(&manifest(ns, "job", "", &[("emulator:outcome", outcome)]))
+    env.apply(&manifest(ns, "job", "", &[ends(outcome)]))
         .await?;
     env.wait_for(ns, "job", outcome, LONG, done).await
 }
@@ -369,28 +365,10 @@ async fn finished_with(
 async fn stopped(env: &Env) -> anyhow::Result<Value> {
     let ns = "gitops-stopped";
     env.create_namespace(ns).await?;
-    env.apply(&manifest(
-        ns,
-        "halt",
-        "",
-        &[("emulator:job-duration", "300s")],
-    ))
-    .await?;
-    env.wait_for(ns, "halt", "IN_PROGRESS", LONG, |o| {
-        status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-    })
-    .await?;
-    env.kubectl(&[
-        "patch",
-        "beval",
-        "halt",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"stop":true}}"#,
-    ])
-    .await?;
+    env.apply(&manifest(ns, "halt", "", &[runs("300s")]))
+        .await?;
+    env.wait_remote(ns, "halt", "IN_PROGRESS", LONG).await?;
+    env.patch(ns, "halt", r#"{"spec":{"stop":true}}"#).await?;
     env.wait_for(ns, "halt", "STOPPED on request", LONG, |o| {
         status_str(o, "remoteStatus") == Some("STOPPED")
             && condition_is(o, "Ready", "True", "StoppedOnRequest")
@@ -402,21 +380,9 @@ async fn stopped(env: &Env) -> anyhow::Result<Value> {
 async fn deleting(env: &Env) -> anyhow::Result<Value> {
     let ns = "gitops-deleting";
     env.create_namespace(ns).await?;
-    env.apply(&manifest(
-        ns,
-        "gone",
-        "",
-        &[
-            ("emulator:job-duration", "300s"),
-            ("emulator:stop-duration", "10s"),
-        ],
-    ))
-    .await?;
-    let obj = env
-        .wait_for(ns, "gone", "IN_PROGRESS", LONG, |o| {
-            status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-        })
+    env.apply(&manifest(ns, "gone", "", &[runs("300s"), stops_in("10s")]))
         .await?;
+    let obj = env.wait_remote(ns, "gone", "IN_PROGRESS", LONG).await?;
     let remote = status_str(&obj, "batchEvaluationName")
         .context("name")?
         .to_owned();
@@ -424,7 +390,7 @@ async fn deleting(env: &Env) -> anyhow::Result<Value> {
         .await?;
     let terminating = env
         .wait_for(ns, "gone", "cleanup waiting for STOPPED", LONG, |o| {
-            o.pointer("/metadata/deletionTimestamp").is_some()
+            support::object::deleting(o)
                 && matches!(
                     status_str(o, "cleanupStep"),
                     Some("Stopping" | "AwaitingTerminal")
@@ -565,6 +531,21 @@ fn recursive_paths(out: &str, root: &str) -> BTreeSet<String> {
     paths
 }
 
+/// `kubectl wait --for=condition=Ready` on the objects `done` and `fresh`.
+async fn kubectl_wait_ready(env: &Env, ns: &str, timeout: &str) -> anyhow::Result<String> {
+    let timeout = format!("--timeout={timeout}");
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "beval/done",
+        "beval/fresh",
+        "-n",
+        ns,
+        &timeout,
+    ])
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
     let tool = gitops_check().await?;
@@ -599,17 +580,8 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
         "the CRD defaults the status of a new object: {fresh}"
     );
     captured.push(("unobserved", capture("unobserved", &fresh)?));
-    env.kubectl(&[
-        "patch",
-        "beval",
-        "done",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deletionPolicy":"Retain"}}"#,
-    ])
-    .await?;
+    env.patch(ns, "done", r#"{"spec":{"deletionPolicy":"Retain"}}"#)
+        .await?;
     let stale = get(&env, ns, "done").await?;
     ensure!(
         stale.pointer("/metadata/generation") == Some(&Value::from(2))
@@ -621,33 +593,15 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
         capture("generation-not-observed", &stale)?,
     ));
     // kubectl wait ignores a Ready condition written for an older generation.
-    let early = env
-        .kubectl(&[
-            "wait",
-            "--for=condition=Ready",
-            "beval/done",
-            "beval/fresh",
-            "-n",
-            ns,
-            "--timeout=3s",
-        ])
-        .await;
+    let early = kubectl_wait_ready(&env, ns, "3s").await;
     ensure!(
         early.is_err(),
         "kubectl wait must not accept a stale or missing Ready: {early:?}"
     );
     env.operator.restart().await?;
-    env.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "beval/done",
-        "beval/fresh",
-        "-n",
-        ns,
-        "--timeout=90s",
-    ])
-    .await
-    .context("kubectl wait once the operator observed both")?;
+    kubectl_wait_ready(&env, ns, "90s")
+        .await
+        .context("kubectl wait once the operator observed both")?;
     let fresh = env
         .wait_for(ns, "fresh", "a job id", LONG, |o| {
             status_str(o, "batchEvaluationId").is_some()
@@ -656,17 +610,7 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
     ensure!(fresh.pointer("/status/observedGeneration") == Some(&Value::from(1)));
 
     // Rejected by the service: the fault applies to every Start, so nothing else starts now.
-    let mut faults = FaultConfig::default();
-    faults
-        .entry(Target::Operation(Operation::StartBatchEvaluation))
-        .script = vec![ScriptStep {
-        action: FaultAction::Error {
-            error: ErrorCode::ValidationException,
-            after_action: false,
-        },
-        times: None,
-    }];
-    env.emulator.set_faults(&faults)?;
+    env.emulator.set_faults(&reject_every_start())?;
     env.apply(&manifest(ns, "rejected", "", &[])).await?;
     let rejected = env
         .wait_for(ns, "rejected", "Stalled=True InvalidSpec", LONG, |o| {

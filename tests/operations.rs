@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use agentcore_testenv::{
     ControlPlane, ControlPlaneOptions, Identity, OPERATOR_NAMESPACE, OPERATOR_USER,
-    OperatorProcess, wait_until_ok,
+    OperatorProcess, wait_until, wait_until_ok,
 };
 use anyhow::{Context as _, bail, ensure};
 use support::{
-    Env, EnvOptions, RELEASE, free_port, helm_template, manifest, repo_path, start_operator,
-    status_str,
+    Env, EnvOptions, RELEASE,
+    faults::runs,
+    free_port, helm_template, manifest,
+    metrics::{aws_operations, scrape},
+    object::status_str,
+    repo_path, start_operator,
 };
 
 const LONG: Duration = Duration::from_secs(90);
@@ -241,19 +245,45 @@ async fn chart_installs_and_its_rbac_is_enough_and_no_more() -> anyhow::Result<(
     Ok(())
 }
 
+/// The lease's holder; `""` while nobody holds it, or while the API server does not answer.
 async fn lease_holder(env: &Env) -> anyhow::Result<String> {
-    Ok(env
-        .kubectl(&[
-            "get",
-            "lease",
-            RELEASE,
-            "-n",
-            OPERATOR_NAMESPACE,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
-        .await
-        .unwrap_or_default())
+    Ok(read_lease_holder(env).await.unwrap_or_default())
+}
+
+async fn read_lease_holder(env: &Env) -> anyhow::Result<String> {
+    env.kubectl(&[
+        "get",
+        "lease",
+        RELEASE,
+        "-n",
+        OPERATOR_NAMESPACE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
+    .await
+}
+
+/// Applies `ha/{prefix}-0` to `ha/{prefix}-3`.
+async fn apply_four(env: &Env, prefix: &str, tags: &[(&str, &str)]) -> anyhow::Result<()> {
+    for i in 0..4 {
+        env.apply(&manifest("ha", &format!("{prefix}-{i}"), "", tags))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Waits until each of `ha/{prefix}-0` to `ha/{prefix}-3` satisfies `check`.
+async fn wait_four(
+    env: &Env,
+    prefix: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<()> {
+    for i in 0..4 {
+        env.wait_for("ha", &format!("{prefix}-{i}"), what, LONG, &check)
+            .await?;
+    }
+    Ok(())
 }
 
 fn identity_of(op: &OperatorProcess) -> anyhow::Result<String> {
@@ -301,6 +331,31 @@ impl Replica {
             Self::Second => second,
         }
     }
+    /// The replica's metrics port.
+    fn port(self, env: &Env, second: u16) -> u16 {
+        match self {
+            Self::Fixture => env.metrics_port,
+            Self::Second => second,
+        }
+    }
+}
+
+/// Waits until the operator on `port` serves its metrics and says it is not the leader.
+async fn wait_standing_by(port: u16) -> anyhow::Result<()> {
+    let standing_by = || async {
+        let text = scrape(port).await.ok()?;
+        text.lines()
+            .any(|l| l == "agentcore_operator_leader 0")
+            .then_some(())
+    };
+    wait_until(
+        "the replica to stand by",
+        LONG,
+        Duration::from_millis(250),
+        standing_by,
+    )
+    .await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -322,7 +377,13 @@ async fn leader_failover_and_graceful_release() -> anyhow::Result<()> {
         ..EnvOptions::default()
     })
     .await?;
-    let mut second = start_operator(&env.plane, &env.emulator, "operator-b", &lease_args)?;
+    let second_port = free_port()?;
+    let mut second_args = lease_args.clone();
+    second_args.extend([
+        "--metrics-addr".to_owned(),
+        format!("127.0.0.1:{second_port}"),
+    ]);
+    let mut second = start_operator(&env.plane, &env.emulator, "operator-b", &second_args)?;
 
     let holder = wait_until_ok("a leader", LONG, Duration::from_millis(250), || async {
         let h = lease_holder(&env).await?;
@@ -345,26 +406,15 @@ async fn leader_failover_and_graceful_release() -> anyhow::Result<()> {
     let standby = leader.other();
 
     env.create_namespace("ha").await?;
-    for i in 0..4 {
-        env.apply(&manifest("ha", &format!("before-{i}"), "", &[]))
-            .await?;
-    }
-    for i in 0..4 {
-        env.wait_for(
-            "ha",
-            &format!("before-{i}"),
-            "Ready under the first leader",
-            LONG,
-            |o| status_str(o, "remoteStatus") == Some("COMPLETED"),
-        )
-        .await?;
-    }
+    apply_four(&env, "before", &[]).await?;
+    wait_four(&env, "before", "Ready under the first leader", |o| {
+        status_str(o, "remoteStatus") == Some("COMPLETED")
+    })
+    .await?;
+    let standby_ops = aws_operations(&scrape(standby.port(&env, second_port)).await?);
     ensure!(
-        !standby
-            .of(&mut env, &mut second)
-            .log_contents()?
-            .contains("started batch evaluation"),
-        "the standby must not reconcile"
+        standby_ops == 0,
+        "the standby must not reconcile: it made {standby_ops} AWS operations"
     );
 
     // Crash the leader: the standby takes over once the lease expires.
@@ -381,25 +431,11 @@ async fn leader_failover_and_graceful_release() -> anyhow::Result<()> {
         "takeover within about one lease duration, took {takeover:?}"
     );
 
-    for i in 0..4 {
-        env.apply(&manifest(
-            "ha",
-            &format!("after-{i}"),
-            "",
-            &[("emulator:job-duration", "60s")],
-        ))
-        .await?;
-    }
-    for i in 0..4 {
-        env.wait_for(
-            "ha",
-            &format!("after-{i}"),
-            "started under the new leader",
-            LONG,
-            |o| status_str(o, "batchEvaluationId").is_some(),
-        )
-        .await?;
-    }
+    apply_four(&env, "after", &[runs("60s")]).await?;
+    wait_four(&env, "after", "started under the new leader", |o| {
+        status_str(o, "batchEvaluationId").is_some()
+    })
+    .await?;
     let jobs = env.emulator.jobs();
     ensure!(
         jobs.len() == 8,
@@ -410,10 +446,8 @@ async fn leader_failover_and_graceful_release() -> anyhow::Result<()> {
     // instead of waiting for expiry.
     leader.of(&mut env, &mut second).restart().await?;
     let comeback = identity_of(leader.of(&mut env, &mut second))?;
-    leader
-        .of(&mut env, &mut second)
-        .wait_for_log("waiting for leadership", LONG)
-        .await?;
+    wait_standing_by(leader.port(&env, second_port)).await?;
+    let releasing = identity_of(standby.of(&mut env, &mut second))?;
     let stopping = Instant::now();
     let status = standby
         .of(&mut env, &mut second)
@@ -424,12 +458,11 @@ async fn leader_failover_and_graceful_release() -> anyhow::Result<()> {
         status.success(),
         "SIGTERM ends the operator cleanly: {status:?}"
     );
+    // Released, not left to expire: the exited holder's name is gone from the lease at once.
+    let holder = read_lease_holder(&env).await?;
     ensure!(
-        standby
-            .of(&mut env, &mut second)
-            .log_contents()?
-            .contains("lease released"),
-        "the lease was released on SIGTERM"
+        holder != releasing,
+        "the lease was released on SIGTERM: still held by {holder}"
     );
     wait_for_holder(&env, &comeback).await?;
     println!(
@@ -505,12 +538,7 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
         LONG,
         Duration::from_millis(250),
         || async {
-            let text = client
-                .get(format!("{base}/metrics"))
-                .send()
-                .await?
-                .text()
-                .await?;
+            let text = scrape(port).await?;
             if text.contains("agentcore_operator_evaluation_average_score{") {
                 Ok(text)
             } else {
@@ -538,12 +566,7 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
     // While a deletion is held up, its age is exported; afterwards the per-object series go away.
     env.kubectl(&["delete", "beval", "scored", "-n", "obs", "--timeout=90s"])
         .await?;
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = scrape(port).await?;
     ensure!(
         !text.contains(r#"name="scored""#),
         "per-object series removed with the object:\n{text}"

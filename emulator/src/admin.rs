@@ -26,6 +26,11 @@ pub(crate) async fn jobs(State(app): State<Arc<AppState>>) -> Response {
     Json(json!({ "jobs": app.store.jobs() })).into_response()
 }
 
+/// Operations per object (client token or job id) and their peak per second.
+pub(crate) async fn objects(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.objects.snapshot()).into_response()
+}
+
 pub(crate) async fn get_faults(State(app): State<Arc<AppState>>) -> Response {
     Json(app.faults.current()).into_response()
 }

@@ -39,11 +39,15 @@ pub(crate) async fn start_batch_evaluation(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let subject = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("clientToken")?.as_str().map(str::to_owned));
     dispatch(
         &app,
         &conn,
         Operation::StartBatchEvaluation,
         &headers,
+        subject,
         |app, region| {
             let body = parse_body(&body)?;
             let input = validate_input(
@@ -68,14 +72,14 @@ pub(crate) async fn get_batch_evaluation(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    dispatch(
+    on_job(
         &app,
         &conn,
         Operation::GetBatchEvaluation,
         &headers,
-        |app, region| {
-            let id = path_id(app, Operation::GetBatchEvaluation, id)?;
-            let view = app.store.get(region, &id)?;
+        id,
+        |app, region, id| {
+            let view = app.store.get(region, id)?;
             Ok((StatusCode::OK, get_body(&view)))
         },
     )
@@ -93,6 +97,7 @@ pub(crate) async fn list_batch_evaluations(
         &conn,
         Operation::ListBatchEvaluations,
         &headers,
+        None,
         |app, region| {
             let Query(query) = query.map_err(|e| {
                 ApiError::validation(ValidationReason::CannotParse, e.body_text(), Vec::new())
@@ -128,14 +133,14 @@ pub(crate) async fn stop_batch_evaluation(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    dispatch(
+    on_job(
         &app,
         &conn,
         Operation::StopBatchEvaluation,
         &headers,
-        |app, region| {
-            let id = path_id(app, Operation::StopBatchEvaluation, id)?;
-            let view = app.store.stop(region, &id)?;
+        id,
+        |app, region, id| {
+            let view = app.store.stop(region, id)?;
             let mut body = identity(&view);
             put(&mut body, "description", view.spec.description.clone());
             Ok((StatusCode::ACCEPTED, body.into()))
@@ -150,14 +155,14 @@ pub(crate) async fn delete_batch_evaluation(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    dispatch(
+    on_job(
         &app,
         &conn,
         Operation::DeleteBatchEvaluation,
         &headers,
-        |app, region| {
-            let id = path_id(app, Operation::DeleteBatchEvaluation, id)?;
-            let view = app.store.delete(region, &id)?;
+        id,
+        |app, region, id| {
+            let view = app.store.delete(region, id)?;
             Ok((StatusCode::ACCEPTED, identity(&view).into()))
         },
     )
@@ -175,18 +180,47 @@ pub(crate) async fn unknown_operation() -> Response {
     response
 }
 
+/// Get, Stop and Delete: validates the path id and runs `action` on it through the fault
+/// pipeline; the call counts against the job's client token, or its id without one.
+async fn on_job<F>(
+    app: &AppState,
+    conn: &ConnectionHandle,
+    op: Operation,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    action: F,
+) -> Response
+where
+    F: FnOnce(&AppState, &str, &str) -> Result<Success, ApiError>,
+{
+    let subject = id
+        .as_ref()
+        .ok()
+        .map(|Path(id)| app.store.client_token_of(id).unwrap_or_else(|| id.clone()));
+    dispatch(app, conn, op, headers, subject, |app, region| {
+        let id = path_id(app, op, id)?;
+        action(app, region, &id)
+    })
+    .await
+}
+
 /// Runs one call through the fault pipeline: latency → injected error or drop → the action →
-/// error or drop after the action → hold → malformed body. Records the outcome.
+/// error or drop after the action → hold → malformed body. Records the outcome, and the call
+/// against `subject` (the object it names) on arrival.
 async fn dispatch<F>(
     app: &AppState,
     conn: &ConnectionHandle,
     op: Operation,
     headers: &HeaderMap,
+    subject: Option<String>,
     action: F,
 ) -> Response
 where
     F: FnOnce(&AppState, &str) -> Result<Success, ApiError>,
 {
+    if let Some(subject) = &subject {
+        app.objects.record(subject, op, headers);
+    }
     let started = Instant::now();
     let request_id = wire::new_request_id();
     let region = wire::region_from_headers(headers)

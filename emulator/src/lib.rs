@@ -28,6 +28,7 @@ mod conn;
 mod faults;
 mod job;
 mod model;
+mod objects;
 mod operation;
 mod server;
 mod stats;
@@ -43,6 +44,7 @@ use crate::{
     conn::CuttableListener,
     faults::FaultEngine,
     job::Timing,
+    objects::ObjectRecorder,
     server::AppState,
     stats::StatsRecorder,
     store::{Clock, Store, StoreConfig},
@@ -57,6 +59,7 @@ pub use crate::{
         UnknownOutcome,
     },
     model::ModelError,
+    objects::ObjectOps,
     operation::{Operation, UnknownOperation},
     stats::{OUTCOME_DROPPED, OUTCOME_MALFORMED, Stats},
     store::JobInfo,
@@ -175,6 +178,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         store,
         faults: FaultEngine::new(config.faults, fault_seed),
         stats: StatsRecorder::default(),
+        objects: ObjectRecorder::default(),
         default_region: config.default_region,
         default_session_count: config.default_session_count,
         shutdown: shutdown_rx.clone(),
@@ -216,6 +220,12 @@ impl RunningEmulator {
     /// Requests served so far, by operation and outcome.
     pub fn stats(&self) -> Stats {
         self.app.stats.snapshot()
+    }
+
+    /// Operations per object (the client token, or the job id for jobs without one) and the
+    /// most of them within one second; see [`ObjectOps`].
+    pub fn object_ops(&self) -> std::collections::BTreeMap<String, ObjectOps> {
+        self.app.objects.snapshot()
     }
 
     /// Every job ever created, oldest first, including deleted ones.

@@ -17,6 +17,7 @@ use crate::{
     conn::{ConnectionHandle, CuttableListener},
     faults::FaultEngine,
     model::ServiceModel,
+    objects::ObjectRecorder,
     stats::StatsRecorder,
     store::Store,
     wire,
@@ -31,6 +32,7 @@ pub(crate) struct AppState {
     pub store: Store,
     pub faults: FaultEngine,
     pub stats: StatsRecorder,
+    pub objects: ObjectRecorder,
     pub default_region: String,
     pub default_session_count: u32,
     pub shutdown: watch::Receiver<bool>,
@@ -52,6 +54,7 @@ impl AppState {
     pub(crate) fn reset(&self) {
         self.store.reset();
         self.stats.reset();
+        self.objects.reset();
         self.faults.reset();
     }
 }
@@ -74,6 +77,7 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/_emulator/health", get(admin::health))
         .route("/_emulator/stats", get(admin::stats))
         .route("/_emulator/jobs", get(admin::jobs))
+        .route("/_emulator/objects", get(admin::objects))
         .route(
             "/_emulator/faults",
             get(admin::get_faults)

@@ -394,6 +394,11 @@ impl Store {
             .collect()
     }
 
+    /// The client token of job `id`, in any region, if it was started with one.
+    pub(crate) fn client_token_of(&self, id: &str) -> Option<String> {
+        self.lock().jobs.get(id)?.spec.client_token.clone()
+    }
+
     /// Forgets every job, name and token.
     pub(crate) fn reset(&self) {
         let mut inner = self.lock();

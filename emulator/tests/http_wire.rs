@@ -446,12 +446,35 @@ async fn admin_api_reports_and_controls_the_emulator() {
         "admin calls are not counted"
     );
 
+    // Raw requests carry no client token: the Stop counts under the job id, the Starts under
+    // nothing; a retry (attempt 2 of the SDK's header) is an attempt only.
+    let retried = http
+        .client
+        .post(format!(
+            "{}/evaluations/batch-evaluate/{id}/stop",
+            http.base
+        ))
+        .header("authorization", SIGV4_WEST)
+        .header("amz-sdk-request", "attempt=2; max=3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    let objects = http
+        .send(Method::GET, "/_emulator/objects", None)
+        .await
+        .json();
+    assert_eq!(
+        objects,
+        json!({ id: { "operations": { "StopBatchEvaluation": 1 }, "attempts": 2, "peakPerSecond": 1 } })
+    );
+
     let jobs = http.send(Method::GET, "/_emulator/jobs", None).await.json();
     let jobs = jobs["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0]["id"], id);
     assert_eq!(jobs[0]["status"], "STOPPING");
-    assert_eq!(jobs[0]["stopCalls"], 1);
+    assert_eq!(jobs[0]["stopCalls"], 2);
     assert_eq!(jobs[0]["region"], "us-west-2");
     assert!(
         jobs[0]["clientToken"].is_null(),
@@ -471,6 +494,7 @@ async fn admin_api_reports_and_controls_the_emulator() {
             .json(),
         json!({})
     );
+    assert!(emu.object_ops().is_empty());
     assert!(emu.jobs().is_empty());
     emu.shutdown().await.unwrap();
 }

@@ -1158,6 +1158,46 @@ async fn sdk_retries_through_scripted_errors() {
     emu.shutdown().await.unwrap();
 }
 
+/// Per-object counters: the SDK's retries are attempts, not operations; a Get by id counts
+/// under the client token of the job the Start created.
+#[tokio::test]
+async fn object_counters_count_operations_not_retries() {
+    let emu = emulator(slow()).await;
+    emu.set_faults(&script(
+        Operation::StartBatchEvaluation,
+        "2*error:ThrottlingException",
+    ))
+    .unwrap();
+    let retrying = RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(10));
+    let client = client_with(
+        &emu.endpoint_url(),
+        REGION,
+        retrying,
+        Duration::from_secs(10),
+    )
+    .await;
+    let started = start(&client, "counted")
+        .client_token(token("counted"))
+        .send()
+        .await
+        .expect("third attempt succeeds");
+    get(&client, started.batch_evaluation_id()).await.unwrap();
+    let ops = emu.object_ops();
+    let counted = &ops[&token("counted")];
+    assert_eq!(counted.count(Operation::StartBatchEvaluation), 1, "{ops:?}");
+    assert_eq!(counted.count(Operation::GetBatchEvaluation), 1, "{ops:?}");
+    assert_eq!(
+        counted.attempts, 4,
+        "three Start attempts and one Get: {ops:?}"
+    );
+    // Two operations; whether they fall within one second depends on the machine's load.
+    assert!((1..=2).contains(&counted.peak_per_second), "{ops:?}");
+    assert_eq!(ops.len(), 1, "one object: {ops:?}");
+    emu.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn dropped_connections_are_transport_errors_and_retries_stay_idempotent() {
     let emu = emulator(slow()).await;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agentcore_testenv::ControlPlane;
+use agentcore_testenv::{ControlPlane, wait_until_ok};
 use anyhow::{Context as _, bail};
 use kube::{
     Api, Client,
@@ -150,17 +150,13 @@ impl Cluster {
         stdin: Option<&str>,
         patience: std::time::Duration,
     ) -> anyhow::Result<String> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            match self.kubectl_stdin(args, stdin).await {
-                Ok(out) => return Ok(out),
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "kubectl failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        Ok(wait_until_ok(
+            format!("kubectl {}", args.join(" ")),
+            patience,
+            std::time::Duration::from_millis(500),
+            || self.kubectl_stdin(args, stdin),
+        )
+        .await?)
     }
 
     /// Retrying server-side apply.
@@ -182,17 +178,4 @@ impl Cluster {
         .await?;
         Ok(())
     }
-}
-
-/// `metadata.namespace/metadata.name`.
-pub fn key(obj: &Value) -> String {
-    format!(
-        "{}/{}",
-        str_at(obj, "/metadata/namespace"),
-        str_at(obj, "/metadata/name")
-    )
-}
-
-pub fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }

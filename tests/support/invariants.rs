@@ -21,12 +21,10 @@ use anyhow::bail;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::cluster::{Cluster, key, str_at};
-
-/// Start client tokens of the operator: this prefix and the object's UID.
-pub const TOKEN_PREFIX: &str = "agentcore-operator-";
-pub const FINALIZER: &str = "evals.agentcore.dev/cleanup";
-pub const FORCE_RELEASE: &str = "evals.agentcore.dev/force-release";
+use super::{
+    cluster::Cluster,
+    object::{FORCE_RELEASE, TOKEN_PREFIX, has_finalizer, key, str_at},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
@@ -97,10 +95,7 @@ impl Ledger {
             owner.namespace = str_at(obj, "/metadata/namespace").to_owned();
             owner.name = str_at(obj, "/metadata/name").to_owned();
             owner.present = true;
-            owner.finalizer = obj
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| f.iter().any(|v| v.as_str() == Some(FINALIZER)));
+            owner.finalizer = has_finalizer(obj);
             let spec_name = str_at(obj, "/spec/batchEvaluationName");
             owner.derived_name = spec_name.is_empty();
             for name in [spec_name, str_at(obj, "/status/batchEvaluationName")] {
@@ -145,6 +140,17 @@ impl Ledger {
                 o.ids.contains(&job.id) || (o.derived_name && o.names.contains(&job.name))
             })
             .map(|(uid, _)| uid.clone())
+    }
+
+    /// The namespace of the object a request subject belongs to: a subject is the client token
+    /// of a Start (the operator's prefix and the object's UID) or the id of a job without a
+    /// token, recorded or adopted by an object (see `RunningEmulator::object_ops`).
+    pub fn namespace_of_subject(&self, subject: &str) -> Option<&str> {
+        let owner = match subject.strip_prefix(TOKEN_PREFIX) {
+            Some(uid) => self.owners.get(uid),
+            None => self.owners.values().find(|o| o.ids.contains(subject)),
+        }?;
+        Some(owner.namespace.as_str())
     }
 
     /// One sample: jobs listed before and after the object list. A job live in both lists

@@ -4,8 +4,14 @@
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
 pub mod cluster;
+pub mod faults;
 pub mod invariants;
+pub mod metrics;
+pub mod object;
 pub mod report;
+pub mod wait;
+
+use object::status_str;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -55,6 +61,8 @@ pub struct Env {
     pub plane: ControlPlane,
     pub emulator: RunningEmulator,
     pub operator: OperatorProcess,
+    /// The operator's /metrics, /healthz and /readyz port.
+    pub metrics_port: u16,
 }
 
 pub struct EnvOptions {
@@ -87,20 +95,30 @@ impl Env {
             .await?;
         grant_chart_rbac(&plane).await?;
         let emulator = agentcore_emulator::start(options.emulator).await?;
+        let mut operator_args = options.operator_args;
+        let metrics_port = match metrics_port_of(&operator_args) {
+            Some(port) => port,
+            None => {
+                let port = free_port()?;
+                operator_args.extend(["--metrics-addr".to_owned(), format!("127.0.0.1:{port}")]);
+                port
+            }
+        };
         let operator = start_operator_with(
             &plane,
             &emulator.endpoint_url(),
             "operator",
-            &options.operator_args,
+            &operator_args,
             &options.operator_env,
         )?;
-        operator
-            .wait_for_log("starting agentcore-operator", Duration::from_secs(30))
-            .await?;
+        wait::serving(metrics_port, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("operator log: {}", operator.log_path().display()))?;
         Ok(Self {
             plane,
             emulator,
             operator,
+            metrics_port,
         })
     }
 
@@ -172,6 +190,35 @@ impl Env {
         Ok(found)
     }
 
+    /// Waits until the object's job has `status` (`status.remoteStatus`), returning the object.
+    pub async fn wait_remote(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        self.wait_for(ns, name, &format!("remoteStatus {status}"), timeout, |o| {
+            status_str(o, "remoteStatus") == Some(status)
+        })
+        .await
+    }
+
+    /// `kubectl patch --type=merge` of one object.
+    pub async fn patch(&self, ns: &str, name: &str, patch: &str) -> anyhow::Result<String> {
+        self.kubectl(&[
+            "patch",
+            "beval",
+            name,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+        .await
+    }
+
     pub async fn wait_gone(&self, ns: &str, name: &str, timeout: Duration) -> anyhow::Result<()> {
         wait_until_ok(
             "the object to be gone",
@@ -205,9 +252,7 @@ impl Env {
     ) -> anyhow::Result<String> {
         self.apply(&manifest(ns, name, "", tags)).await?;
         let obj = self
-            .wait_for(ns, name, "the job to run", Duration::from_secs(60), |o| {
-                status_str(o, "remoteStatus") == Some("IN_PROGRESS")
-            })
+            .wait_remote(ns, name, "IN_PROGRESS", Duration::from_secs(60))
             .await?;
         Ok(status_str(&obj, "batchEvaluationName")
             .context("the remote name is recorded")?
@@ -305,6 +350,18 @@ pub fn start_operator_with(
     Ok(OperatorProcess::start(plane, options)?)
 }
 
+/// The port of a `--metrics-addr HOST:PORT` (or `--metrics-addr=HOST:PORT`) argument.
+fn metrics_port_of(args: &[String]) -> Option<u16> {
+    let value = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--metrics-addr" {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            a.strip_prefix("--metrics-addr=")
+        }
+    })?;
+    value.rsplit(':').next()?.parse().ok()
+}
+
 /// A loopback port that was free a moment ago (for the operator's metrics endpoint).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -313,7 +370,7 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// A manifest for a BatchEvaluation with a CloudWatch source; `extra_spec` is YAML indented
-/// for the spec block, `tags` become emulator controls (`emulator:job-duration`, ...).
+/// for the spec block, `tags` become emulator controls (see [`faults::runs`] and its siblings).
 pub fn manifest(ns: &str, name: &str, extra_spec: &str, tags: &[(&str, &str)]) -> String {
     let mut tag_block = String::new();
     if !tags.is_empty() {
@@ -339,30 +396,4 @@ spec:
       logGroupNames: [/aws/agentcore/checkout]
 {tag_block}{extra_spec}"
     )
-}
-
-pub fn status_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.pointer(&format!("/status/{field}"))
-        .and_then(Value::as_str)
-}
-
-pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
-    obj.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
-}
-
-pub fn condition_is(obj: &Value, type_: &str, status: &str, reason: &str) -> bool {
-    condition(obj, type_).is_some_and(|c| {
-        c.get("status").and_then(Value::as_str) == Some(status)
-            && c.get("reason").and_then(Value::as_str) == Some(reason)
-    })
-}
-
-pub fn uid(obj: &Value) -> String {
-    obj.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }

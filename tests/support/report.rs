@@ -21,6 +21,9 @@ pub struct Row {
     pub peak: Option<(u32, u32)>,
     /// A scenario-specific peak bound (one that adds its own watch events).
     pub peak_bound: Option<u32>,
+    /// Why a scenario with lifecycles has no peak to measure (no emulator behind its AWS
+    /// endpoint); any other row with lifecycles and no peak fails.
+    pub peak_unmeasurable: Option<&'static str>,
     /// Scenario checks that failed (beyond the invariants).
     pub failures: Vec<String>,
     pub notes: Vec<String>,
