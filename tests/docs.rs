@@ -10,9 +10,9 @@ use std::{
 use agentcore_operator::metrics::{Metrics, ObjectMetrics};
 use anyhow::{Context as _, ensure};
 
-fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+mod support;
+
+use support::repo_path;
 
 fn markdown_files() -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo_path("docs"))?
