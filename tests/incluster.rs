@@ -518,6 +518,242 @@ fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Applies `count` objects with long jobs in `ns` and waits until every job runs; returns the
+/// remote names.
+async fn start_running_jobs(
+    cluster: &Cluster,
+    ns: &str,
+    count: usize,
+    stop_duration: &str,
+) -> anyhow::Result<Vec<String>> {
+    cluster.kubectl(&["create", "namespace", ns]).await?;
+    let mut yaml = String::new();
+    for i in 0..count {
+        yaml.push_str("---\n");
+        yaml.push_str(&manifest(
+            ns,
+            &format!("job-{i}"),
+            "",
+            &[
+                ("emulator:job-duration", "600s"),
+                ("emulator:stop-duration", stop_duration),
+            ],
+        ));
+    }
+    cluster.plane.apply_yaml(&yaml).await?;
+    let mut names = Vec::new();
+    for i in 0..count {
+        let obj = cluster
+            .wait_beval(ns, &format!("job-{i}"), "the job to run", |o| {
+                status_str(o, "remoteStatus") == Some("IN_PROGRESS")
+            })
+            .await?;
+        names.push(
+            status_str(&obj, "batchEvaluationName")
+                .context("name recorded")?
+                .to_owned(),
+        );
+    }
+    Ok(names)
+}
+
+/// Each remote job: started once, stopped once, deleted once, gone.
+fn each_job_stopped_and_deleted_once(cluster: &Cluster, names: &[String]) -> anyhow::Result<()> {
+    let jobs = cluster.emulator.jobs();
+    for name in names {
+        let mine: Vec<_> = jobs.iter().filter(|j| &j.name == name).collect();
+        ensure!(
+            mine.len() == 1
+                && mine[0].is_gone()
+                && mine[0].stop_calls == 1
+                && mine[0].delete_calls == 1,
+            "{name}: one job, one Stop, one Delete, gone: {mine:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn wait_no_bevals(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
+    wait_until_ok(
+        format!("every BatchEvaluation in {ns} to be gone"),
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let left = cluster
+                .kubectl(&["get", "bevals", "-n", ns, "-o", "name"])
+                .await?;
+            ensure!(left.trim().is_empty(), "left: {left}");
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The leader pod is deleted (forced, no graceful Lease release) while objects are being
+/// deleted: the standby takes the Lease over and finishes every deletion, each job stopped and
+/// deleted once; the Deployment replaces the pod.
+async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
+    let ns = "incluster-failover";
+    let names = start_running_jobs(cluster, ns, 4, "5s").await?;
+    let before = cluster
+        .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
+        .await?;
+    let leader = before["spec"]["holderIdentity"]
+        .as_str()
+        .context("a holder")?
+        .to_owned();
+    cluster
+        .kubectl(&["delete", "bevals", "--all", "-n", ns, "--wait=false"])
+        .await?;
+    // Mid-deletion: every job asked to stop, none gone yet.
+    for i in 0..names.len() {
+        cluster
+            .wait_beval(ns, &format!("job-{i}"), "STOPPING during deletion", |o| {
+                status_str(o, "remoteStatus") == Some("STOPPING")
+            })
+            .await?;
+    }
+    let started = Instant::now();
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            &leader,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--grace-period=0",
+            "--force",
+        ])
+        .await?;
+    let new_leader = wait_until_ok(
+        "the standby to take the Lease",
+        LONG,
+        Duration::from_millis(250),
+        || async {
+            let lease = cluster
+                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
+                .await?;
+            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+            ensure!(!holder.is_empty() && holder != leader, "holder {holder:?}");
+            Ok(holder.to_owned())
+        },
+    )
+    .await?;
+    println!(
+        "failover: {new_leader} took the Lease {:.1}s after {leader} was deleted",
+        started.elapsed().as_secs_f64()
+    );
+    wait_no_bevals(cluster, ns).await?;
+    each_job_stopped_and_deleted_once(cluster, &names)?;
+    wait_until_ok(
+        "the Deployment to have two Ready replicas again",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster.operator_pods().await?;
+            let ready = pods.iter().filter(|p| is_ready(p)).count();
+            ensure!(ready == 2 && pods.len() == 2, "{ready} of {} Ready", pods.len());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deleting a namespace that holds running BatchEvaluations: the namespace controller deletes
+/// them, the operator's finalizers stop and delete the jobs, then the namespace goes away.
+async fn namespace_deleted_with_live_objects(cluster: &Cluster) -> anyhow::Result<()> {
+    let ns = "incluster-namespace";
+    let names = start_running_jobs(cluster, ns, 3, "2s").await?;
+    cluster
+        .kubectl(&["delete", "namespace", ns, "--timeout=120s"])
+        .await?;
+    let left = cluster
+        .kubectl(&["get", "namespace", ns, "--ignore-not-found", "-o", "name"])
+        .await?;
+    ensure!(left.trim().is_empty(), "the namespace is gone: {left}");
+    each_job_stopped_and_deleted_once(cluster, &names)
+}
+
+/// `kubectl drain` of the only node: the PodDisruptionBudget (minAvailable 1) lets one operator
+/// pod be evicted and holds the other, so the drain cannot finish while it would take the last
+/// replica; the remaining pod leads and reconciles; after uncordon both replicas are back.
+async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
+    let drain = cluster
+        .plane
+        .kubectl()
+        .args([
+            "drain",
+            NODE_NAME,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=25s",
+        ])
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&drain.stderr);
+    ensure!(
+        !drain.status.success() && stderr.contains("disruption budget"),
+        "the drain is held by the PodDisruptionBudget: {stderr}"
+    );
+    let pods = cluster.operator_pods().await?;
+    let serving: Vec<String> = pods
+        .iter()
+        .filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null())
+        .map(name_of)
+        .collect();
+    ensure!(
+        serving.len() == 1,
+        "the PDB keeps exactly one operator pod: {serving:?}"
+    );
+    let holder = wait_until_ok(
+        "the remaining pod to hold the Lease",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let lease = cluster
+                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
+                .await?;
+            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+            ensure!(holder == serving[0], "holder {holder:?}");
+            Ok(holder.to_owned())
+        },
+    )
+    .await?;
+    println!("drain held by the PDB; {holder} leads alone");
+    // The operator still works on a cordoned node.
+    let ns = "incluster-drain";
+    cluster.kubectl(&["create", "namespace", ns]).await?;
+    cluster
+        .plane
+        .apply_yaml(&manifest(ns, "during-drain", "", &[]))
+        .await?;
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "beval/during-drain",
+            "-n",
+            ns,
+            "--timeout=90s",
+        ])
+        .await?;
+    cluster.kubectl(&["uncordon", NODE_NAME]).await?;
+    wait_until_ok(
+        "two Ready replicas after uncordon",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster.operator_pods().await?;
+            let ready = pods.iter().filter(|p| is_ready(p)).count();
+            ensure!(ready == 2 && pods.len() == 2, "{ready} of {} Ready", pods.len());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
     let image = build_image().await?;
@@ -526,6 +762,13 @@ async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
     let result = async {
         install(&cluster).await.context("install")?;
         lifecycle(&cluster).await.context("lifecycle")?;
+        leader_deleted_mid_deletions(&cluster)
+            .await
+            .context("leader deleted mid-deletions")?;
+        namespace_deleted_with_live_objects(&cluster)
+            .await
+            .context("namespace deleted with live objects")?;
+        drain_and_the_pdb(&cluster).await.context("drain")?;
         Ok::<_, anyhow::Error>(())
     }
     .await;

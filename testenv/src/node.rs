@@ -186,7 +186,7 @@ impl Node {
     /// `IfNotPresent`.
     pub async fn import_image(&self, archive: &Path) -> Result<()> {
         let mut command = self.ctr();
-        command.args(["images", "import", "--no-unpack=false"]).arg(archive);
+        command.args(["images", "import"]).arg(archive);
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || run_std(&mut command).map(drop))
             .await
@@ -396,7 +396,11 @@ conntrack:
         let socket = self.containerd_socket();
         let mut version = self.ctr();
         version.arg("version");
-        wait_until_ok("containerd to answer", Duration::from_secs(30), || {
+        wait_until_ok(
+            "containerd to answer",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
             let ready = socket.exists()
                 && version
                     .stdout(Stdio::null())
@@ -476,6 +480,7 @@ conntrack:
         let result = wait_until_ok(
             format!("node {NODE_NAME} to be Ready"),
             READY_TIMEOUT,
+            Duration::from_millis(250),
             || {
                 let mut command = tokio::process::Command::new(&kubectl);
                 command
@@ -622,6 +627,15 @@ conntrack:
                     .file_name()
                     .to_string_lossy()
                     .starts_with(&format!("{CNI_NETWORK}-"))
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        // The kubelet's symlinks to container logs (a fixed path), pointing into this node.
+        if let Ok(entries) = std::fs::read_dir("/var/log/containers") {
+            for entry in entries.flatten() {
+                if std::fs::read_link(entry.path()).is_ok_and(|target| target.starts_with(&self.dir))
                 {
                     let _ = std::fs::remove_file(entry.path());
                 }
