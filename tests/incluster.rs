@@ -754,6 +754,67 @@ async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `helm uninstall` with live objects: the pre-delete hook (the operator image running
+/// `cleanup`) deletes them while the operator still runs; every job is stopped and deleted, no
+/// object is stranded, the release's pods and the hook's own objects are gone, the CRD stays.
+async fn uninstall_with_live_objects(cluster: &Cluster) -> anyhow::Result<()> {
+    let ns = "incluster-uninstall";
+    let names = start_running_jobs(cluster, ns, 3, "3s").await?;
+    let started = Instant::now();
+    let out = cluster
+        .helm(&[
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--wait",
+            "--timeout",
+            "5m",
+        ])
+        .await?;
+    println!(
+        "helm uninstall with 3 running jobs: {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        out.trim()
+    );
+    let left = cluster
+        .kubectl(&["get", "bevals", "-A", "-o", "name"])
+        .await?;
+    ensure!(left.trim().is_empty(), "objects stranded: {left}");
+    each_job_stopped_and_deleted_once(cluster, &names)?;
+    wait_until_ok(
+        "the release's pods to be gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster
+                .kubectl(&["get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "name"])
+                .await?;
+            ensure!(pods.trim().is_empty(), "left: {pods}");
+            Ok(())
+        },
+    )
+    .await?;
+    let hook_objects = cluster
+        .kubectl(&[
+            "get",
+            "jobs,serviceaccounts,clusterroles,clusterrolebindings",
+            "-A",
+            "-o",
+            "name",
+        ])
+        .await?;
+    ensure!(
+        !hook_objects.contains(&format!("{RELEASE}-uninstall")),
+        "the hook's objects are deleted after success: {hook_objects}"
+    );
+    cluster
+        .kubectl(&["get", "crd", "batchevaluations.evals.agentcore.dev"])
+        .await
+        .context("the CRD stays")?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
     let image = build_image().await?;
@@ -769,6 +830,9 @@ async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
             .await
             .context("namespace deleted with live objects")?;
         drain_and_the_pdb(&cluster).await.context("drain")?;
+        uninstall_with_live_objects(&cluster)
+            .await
+            .context("helm uninstall with live objects")?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
