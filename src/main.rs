@@ -127,7 +127,10 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
             println!("no BatchEvaluation left");
             return Ok(());
         }
-        for obj in left.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
+        for obj in left
+            .iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+        {
             let ns = obj.namespace().unwrap_or_default();
             let api: Api<BatchEvaluation> = Api::namespaced(client.clone(), &ns);
             match api.delete(&obj.name_any(), &DeleteParams::default()).await {

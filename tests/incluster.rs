@@ -111,13 +111,17 @@ impl Cluster {
 
 fn is_ready(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
-        && pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && pod["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn name_of(obj: &Value) -> String {
-    obj["metadata"]["name"].as_str().unwrap_or_default().to_owned()
+    obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Builds the image with the script a release uses, from the release binary.
@@ -153,7 +157,11 @@ async fn http_get(url: &str) -> anyhow::Result<String> {
         .get(url)
         .send()
         .await?;
-    ensure!(response.status().is_success(), "{url}: {}", response.status());
+    ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     Ok(response.text().await?)
 }
 
@@ -291,7 +299,15 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
     println!(
         "{}",
         cluster
-            .kubectl(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE, "-o", "yaml"])
+            .kubectl(&[
+                "get",
+                "lease",
+                RELEASE,
+                "-n",
+                OPERATOR_NAMESPACE,
+                "-o",
+                "yaml"
+            ])
             .await?
     );
     let mut leading = Vec::new();
@@ -401,7 +417,10 @@ async fn lifecycle(cluster: &Cluster) -> anyhow::Result<()> {
         .filter(|j| j.name == remote)
         .collect();
     ensure!(
-        jobs.len() == 1 && jobs[0].is_gone() && jobs[0].stop_calls == 1 && jobs[0].delete_calls == 1,
+        jobs.len() == 1
+            && jobs[0].is_gone()
+            && jobs[0].stop_calls == 1
+            && jobs[0].delete_calls == 1,
         "one job, one Stop, one Delete, gone: {jobs:?}"
     );
     Ok(())
@@ -427,7 +446,9 @@ fn image_is_the_dockerfiles_runtime_stage(archive: &Path) -> anyhow::Result<()> 
     };
     let index = read_json(dir.join("index.json"))?;
     let manifest = read_json(blob(
-        index["manifests"][0]["digest"].as_str().context("manifest")?,
+        index["manifests"][0]["digest"]
+            .as_str()
+            .context("manifest")?,
     )?)?;
     let config = read_json(blob(
         manifest["config"]["digest"].as_str().context("config")?,
@@ -448,7 +469,11 @@ fn image_is_the_dockerfiles_runtime_stage(archive: &Path) -> anyhow::Result<()> 
     ensure!(config["User"] == instruction("USER").context("USER")?);
     let entrypoint: Value = serde_json::from_str(instruction("ENTRYPOINT").context("ENTRYPOINT")?)?;
     let cmd: Value = serde_json::from_str(instruction("CMD").context("CMD")?)?;
-    ensure!(config["Entrypoint"] == entrypoint, "entrypoint {}", config["Entrypoint"]);
+    ensure!(
+        config["Entrypoint"] == entrypoint,
+        "entrypoint {}",
+        config["Entrypoint"]
+    );
     ensure!(config["Cmd"] == cmd, "cmd {}", config["Cmd"]);
     let port = format!("{}/tcp", instruction("EXPOSE").context("EXPOSE")?);
     ensure!(
@@ -469,7 +494,10 @@ fn image_is_the_dockerfiles_runtime_stage(archive: &Path) -> anyhow::Result<()> 
     let version = labels
         .get("org.opencontainers.image.version")
         .and_then(Value::as_str);
-    ensure!(version == Some(env!("CARGO_PKG_VERSION")), "version label {version:?}");
+    ensure!(
+        version == Some(env!("CARGO_PKG_VERSION")),
+        "version label {version:?}"
+    );
 
     let layers = manifest["layers"].as_array().context("layers")?;
     ensure!(layers.len() == 1, "one layer: {layers:?}");
@@ -488,10 +516,16 @@ fn image_is_the_dockerfiles_runtime_stage(archive: &Path) -> anyhow::Result<()> 
         "etc/ssl/certs/ca-certificates.crt",
         "etc/passwd",
     ] {
-        ensure!(files.iter().any(|f| f == required), "{required} in {files:?}");
+        ensure!(
+            files.iter().any(|f| f == required),
+            "{required} in {files:?}"
+        );
     }
     for forbidden in ["bin/sh", "bin/bash", "usr/bin/dpkg", "usr/bin/apt"] {
-        ensure!(!files.iter().any(|f| f == forbidden), "{forbidden} in the image");
+        ensure!(
+            !files.iter().any(|f| f == forbidden),
+            "{forbidden} in the image"
+        );
     }
     ensure!(
         files.iter().all(|f| f == "agentcore-operator"
@@ -652,7 +686,11 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
         || async {
             let pods = cluster.operator_pods().await?;
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            ensure!(ready == 2 && pods.len() == 2, "{ready} of {} Ready", pods.len());
+            ensure!(
+                ready == 2 && pods.len() == 2,
+                "{ready} of {} Ready",
+                pods.len()
+            );
             Ok(())
         },
     )
@@ -746,7 +784,11 @@ async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
         || async {
             let pods = cluster.operator_pods().await?;
             let ready = pods.iter().filter(|p| is_ready(p)).count();
-            ensure!(ready == 2 && pods.len() == 2, "{ready} of {} Ready", pods.len());
+            ensure!(
+                ready == 2 && pods.len() == 2,
+                "{ready} of {} Ready",
+                pods.len()
+            );
             Ok(())
         },
     )
@@ -840,7 +882,14 @@ async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
         for args in [
             ["get", "pods", "-A", "-o", "wide"].as_slice(),
             &["get", "events", "-A"],
-            &["logs", "-n", OPERATOR_NAMESPACE, "-l", SELECTOR, "--tail=30"],
+            &[
+                "logs",
+                "-n",
+                OPERATOR_NAMESPACE,
+                "-l",
+                SELECTOR,
+                "--tail=30",
+            ],
         ] {
             if let Ok(out) = cluster.kubectl(args).await {
                 eprintln!("kubectl {}:\n{out}", args.join(" "));

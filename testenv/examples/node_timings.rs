@@ -27,7 +27,10 @@ async fn main() -> anyhow::Result<()> {
         let node = Node::start(&plane).await?;
         let node_ready = started.elapsed();
         let memory = node.memory_kib();
-        println!("{}", plane.kubectl_ok(["get", "nodes", "-o", "wide"]).await?);
+        println!(
+            "{}",
+            plane.kubectl_ok(["get", "nodes", "-o", "wide"]).await?
+        );
         let dir = node.dir().to_owned();
         let stopped = Instant::now();
         node.stop().await?;
@@ -51,7 +54,11 @@ async fn main() -> anyhow::Result<()> {
         ensure!(
             !rules.contains("KUBE-"),
             "iptables chains left:\n{}",
-            rules.lines().filter(|l| l.contains("KUBE-")).collect::<Vec<_>>().join("\n")
+            rules
+                .lines()
+                .filter(|l| l.contains("KUBE-"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     Ok(())

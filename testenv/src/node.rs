@@ -95,7 +95,8 @@ impl Node {
     /// The machine's own address (the first global IPv4 address): the node's InternalIP, where
     /// the API server is advertised and where pods reach anything the tests run on the host.
     pub fn host_ip() -> Result<Ipv4Addr> {
-        let out = run_std(StdCommand::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]))?;
+        let out =
+            run_std(StdCommand::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]))?;
         out.lines()
             .filter_map(|line| {
                 let mut words = line.split_whitespace();
@@ -126,13 +127,22 @@ impl Node {
         let started = Instant::now();
         run_build_script(Path::new(NODE_PACKAGES), "K8S_VERSION", KUBERNETES_VERSION).await?;
         let bin = ensure_node_binaries().await?;
-        let pause = run_build_script(Path::new(BUILD_PAUSE), "K8S_VERSION", KUBERNETES_VERSION)
-            .await?;
+        let pause =
+            run_build_script(Path::new(BUILD_PAUSE), "K8S_VERSION", KUBERNETES_VERSION).await?;
         let node_ip = Self::host_ip()?;
         let dir = plane.dir().join("node");
-        for sub in ["containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "flex", "runc"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(|source| Error::io(format!("creating {}", dir.join(sub).display()), source))?;
+        for sub in [
+            "containerd",
+            "cni/net.d",
+            "cni/ipam",
+            "kubelet",
+            "pod-logs",
+            "flex",
+            "runc",
+        ] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|source| {
+                Error::io(format!("creating {}", dir.join(sub).display()), source)
+            })?;
         }
         let sysctls = SYSCTLS
             .iter()
@@ -391,7 +401,9 @@ conntrack:
 
     async fn start_containerd(&mut self) -> Result<()> {
         let mut command = StdCommand::new("containerd");
-        command.arg("--config").arg(self.dir.join("containerd.toml"));
+        command
+            .arg("--config")
+            .arg(self.dir.join("containerd.toml"));
         self.containerd = Some(self.spawn("containerd", command)?);
         let socket = self.containerd_socket();
         let mut version = self.ctr();
@@ -401,23 +413,24 @@ conntrack:
             Duration::from_secs(30),
             Duration::from_millis(100),
             || {
-            let ready = socket.exists()
-                && version
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-            let exited = self.containerd.as_mut().is_some_and(|c| !c.is_running());
-            async move {
-                if exited {
-                    Err("containerd exited".to_owned())
-                } else if ready {
-                    Ok(())
-                } else {
-                    Err("no answer yet".to_owned())
+                let ready = socket.exists()
+                    && version
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                let exited = self.containerd.as_mut().is_some_and(|c| !c.is_running());
+                async move {
+                    if exited {
+                        Err("containerd exited".to_owned())
+                    } else if ready {
+                        Ok(())
+                    } else {
+                        Err("no answer yet".to_owned())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
         .map_err(|e| self.with_log(e, "containerd"))
     }
@@ -566,8 +579,14 @@ conntrack:
                 .arg("--kubeconfig")
                 .arg(&self.admin_kubeconfig)
                 .args([
-                    "delete", "pods", "--all", "--all-namespaces", "--force", "--grace-period=0",
-                    "--wait=true", "--timeout=20s",
+                    "delete",
+                    "pods",
+                    "--all",
+                    "--all-namespaces",
+                    "--force",
+                    "--grace-period=0",
+                    "--wait=true",
+                    "--timeout=20s",
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -594,7 +613,10 @@ conntrack:
         }
         // Shims of this node that outlived containerd (they name its socket on their command line).
         for pid in crate::processes_mentioning(self.containerd_socket()) {
-            if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }
@@ -635,7 +657,8 @@ conntrack:
         // The kubelet's symlinks to container logs (a fixed path), pointing into this node.
         if let Ok(entries) = std::fs::read_dir("/var/log/containers") {
             for entry in entries.flatten() {
-                if std::fs::read_link(entry.path()).is_ok_and(|target| target.starts_with(&self.dir))
+                if std::fs::read_link(entry.path())
+                    .is_ok_and(|target| target.starts_with(&self.dir))
                 {
                     let _ = std::fs::remove_file(entry.path());
                 }
@@ -740,7 +763,9 @@ fn remove_chains(iptables: &str, chains: &[&str]) {
             if chains.iter().any(|c| spec.contains(&format!("-j {c}"))) {
                 // `-S` prints the rule as it was added; `-D` with the same words deletes it.
                 let mut delete = StdCommand::new(iptables);
-                delete.args(["-w", "-t", table, "-D"]).args(spec.split_whitespace());
+                delete
+                    .args(["-w", "-t", table, "-D"])
+                    .args(spec.split_whitespace());
                 let _ = run_std(&mut delete);
             }
         }

@@ -154,7 +154,11 @@ pub(crate) fn is_executable(path: &Path) -> bool {
 
 /// Runs a `hack/build-*.sh` script and returns the directory it prints on its last stdout line.
 /// Its stderr (progress) is forwarded live and its tail kept for the error message.
-pub(crate) async fn run_build_script(script: &Path, version_var: &str, version: &str) -> Result<PathBuf> {
+pub(crate) async fn run_build_script(
+    script: &Path,
+    version_var: &str,
+    version: &str,
+) -> Result<PathBuf> {
     if !script.is_file() {
         return Err(Error::ToolsMissing(format!(
             "{} does not exist (the harness is used outside its repository?); \
