@@ -528,7 +528,7 @@ conntrack:
                 });
             }
         }
-        result.map(drop).map_err(|e| self.with_log(e, "kubelet"))
+        result.map_err(|e| self.with_log(e, "kubelet"))
     }
 
     fn processes_mut(&mut self) -> Vec<(&'static str, &mut Supervised)> {
@@ -635,10 +635,9 @@ conntrack:
             .stderr(Stdio::null())
             .status();
         for (path, value) in &self.sysctls {
-            if std::fs::read_to_string(path).is_ok_and(|now| now.trim() != value) {
-                if let Err(error) = std::fs::write(path, value) {
-                    tracing::warn!(path = %path.display(), %error, "restoring a sysctl");
-                }
+            let changed = std::fs::read_to_string(path).is_ok_and(|now| now.trim() != value);
+            if changed && let Err(error) = std::fs::write(path, value) {
+                tracing::warn!(path = %path.display(), %error, "restoring a sysctl");
             }
         }
         remove_kubelet_cgroups();
