@@ -231,9 +231,7 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
     let values = format!(
         "image:\n  tag: {TAG}\n  pullPolicy: Never\n\
          aws:\n  region: us-west-2\n  endpointUrl: {endpoint}\n\
-         pollInterval: 1s\nleaseDuration: 6s\n\
-         extraEnv:\n  - name: AWS_ACCESS_KEY_ID\n    value: AKIDEXAMPLE\n\
-         \x20 - name: AWS_SECRET_ACCESS_KEY\n    value: fake-secret-for-the-emulator\n"
+         pollInterval: 1s\nleaseDuration: 6s\n"
     );
     let values_file = cluster.plane.dir().join("incluster-values.yaml");
     std::fs::write(&values_file, values)?;
@@ -256,6 +254,52 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
         "helm install --wait: {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    // The chart refuses static AWS keys in its values (IRSA or Pod Identity in real clusters);
+    // the emulator needs only some key to sign with, given the way a user without either would:
+    // a Secret, then a rolling update of the Deployment.
+    cluster
+        .kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            "aws-emulator-credentials",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--from-literal=AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=emulator-does-not-check",
+        ])
+        .await?;
+    cluster
+        .kubectl(&[
+            "set",
+            "env",
+            &format!("deployment/{RELEASE}"),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--from=secret/aws-emulator-credentials",
+        ])
+        .await?;
+    cluster
+        .kubectl(&[
+            "rollout",
+            "status",
+            &format!("deployment/{RELEASE}"),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--timeout=120s",
+        ])
+        .await?;
+    wait_until_ok(
+        "the old replicas to be gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster.operator_pods().await?;
+            ensure!(pods.len() == 2, "{} pods", pods.len());
+            Ok(())
+        },
+    )
+    .await?;
 
     let pods = cluster.operator_pods().await?;
     ensure!(
