@@ -664,7 +664,8 @@ async fn wait_no_bevals(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
             Ok(())
         },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// The leader pod is deleted (forced, no graceful Lease release) while objects are being
