@@ -2,8 +2,9 @@
 #
 # agentcore-operator container image.
 #
-# NOTE: this file has never been built: the machine it was written on has no Docker engine. It is
-# checked by reading only. Build with BuildKit (cache mounts need it), e.g.
+# Its runtime stage is the image hack/build-image.sh builds with buildah (no registry, no Docker
+# engine), which is what the tests run on a real node; this file is for users with a registry and
+# BuildKit (cache mounts need it), e.g.
 #   docker buildx build -t agentcore-operator:dev \
 #     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
 # Multi-arch builds (--platform linux/amd64,linux/arm64) build natively per platform (QEMU for the
@@ -18,20 +19,19 @@ WORKDIR /src
 # even when building one package. .dockerignore keeps target/, .git and local state out.
 COPY . .
 
-# Strip symbols in the image only; the workspace's own release profile stays untouched.
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols
-
 # The registry, git checkouts and target/ live in BuildKit cache mounts, so rebuilds reuse compiled
 # dependencies. A cache mount is not part of the layer, hence the copy out of target/ in the same RUN.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked -p agentcore-operator --bin agentcore-operator \
-    && install -D -m 0755 target/release/agentcore-operator /out/agentcore-operator
+    && hack/image-rootfs.sh target/release/agentcore-operator /rootfs
 
 # --- runtime ---------------------------------------------------------------------------------------
-# distroless/cc: glibc, libgcc, CA certificates and nothing else (no shell, no package manager).
-FROM gcr.io/distroless/cc-debian12:nonroot
+# hack/build-image.sh builds exactly this stage, with the root filesystem from the same
+# hack/image-rootfs.sh (the binary, the libraries ldd names, the CA bundle, a passwd naming the
+# numeric user: no shell, no package manager). It replaces only the COPY source below.
+FROM scratch
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -41,10 +41,9 @@ LABEL org.opencontainers.image.title="agentcore-operator" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+      org.opencontainers.image.source="${SOURCE}"
 
-COPY --from=builder /out/agentcore-operator /agentcore-operator
+COPY --from=builder /rootfs/ /
 
 # Numeric, so the kubelet can verify runAsNonRoot without resolving a user name.
 USER 65532:65532

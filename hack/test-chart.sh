@@ -103,6 +103,10 @@ if override_path:
         merge(values, yaml.safe_load(f) or {})
 with open(rendered_path) as f:
     docs = [d for d in yaml.safe_load_all(f) if d]
+# Hook objects (the uninstall cleanup) exist only while `helm uninstall` runs; the operator's
+# contract below is about the release's own objects, the hooks have theirs at the end.
+hooks = [d for d in docs if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
+docs = [d for d in docs if d not in hooks]
 
 errors = []
 
@@ -257,6 +261,32 @@ check(bool(rules) == values["metrics"]["prometheusRule"]["enabled"], "Prometheus
 if rules:
     with open(rules_out, "w") as f:
         yaml.safe_dump(rules[0]["spec"], f)
+
+# The uninstall cleanup hook: pre-delete only, its own identity that may list and delete
+# BatchEvaluations and nothing else, the operator's image running `cleanup`, restricted pod.
+want_hooks = values["uninstallCleanup"]["enabled"]
+check(bool(hooks) == want_hooks, f"uninstall hook rendered={bool(hooks)}, expected {want_hooks}")
+if hooks:
+    check(all(h["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete" for h in hooks), "hooks must be pre-delete only")
+    hook_jobs = [h for h in hooks if h["kind"] == "Job"]
+    check(len(hook_jobs) == 1, f"expected one hook Job, got {len(hook_jobs)}")
+    hook_roles = [h for h in hooks if h["kind"] in {"Role", "ClusterRole"}]
+    check(len(hook_roles) == 1 and flatten(hook_roles[0]["rules"]) == {("evals.agentcore.dev", "batchevaluations"): {"list", "delete"}},
+          f"the hook role grants exactly list+delete on batchevaluations: {[flatten(r['rules']) for r in hook_roles]}")
+    if hook_jobs:
+        jp = hook_jobs[0]["spec"]["template"]["spec"]
+        jc = jp["containers"][0]
+        check(jc["image"] == c["image"], "the hook runs the operator's image")
+        check(jc["args"][0] == "cleanup", f"the hook runs `cleanup`: {jc['args']}")
+        check(jp["restartPolicy"] == "Never" and hook_jobs[0]["spec"]["backoffLimit"] == 0, "the hook runs once")
+        hsc = jc.get("securityContext", {})
+        check(hsc.get("allowPrivilegeEscalation") is False and hsc.get("capabilities", {}).get("drop") == ["ALL"]
+              and hsc.get("readOnlyRootFilesystem") is True, "the hook container is restricted")
+        hook_bindings = [h for h in hooks if h["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
+        check(len(hook_bindings) == 1 and hook_bindings[0]["subjects"][0]["name"] == jp["serviceAccountName"] != sa_name,
+              "the hook binds its own ServiceAccount, never the operator's")
+        if watch_ns:
+            check(jc["args"].count(f"--namespace={watch_ns}") == 1, "a namespaced install cleans only its namespace")
 
 if errors:
     for e in errors:

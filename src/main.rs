@@ -29,6 +29,20 @@ enum Command {
     Crd,
     /// Run the operator (kubeconfig or in-cluster config).
     Run(Box<RunArgs>),
+    /// Delete every BatchEvaluation (of --namespace, or of all namespaces) and wait until the
+    /// running operator has cleaned up their jobs and they are gone. The Helm chart's pre-delete
+    /// hook runs it, so `helm uninstall` strands no object behind a finalizer.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(clap::Args)]
+struct CleanupArgs {
+    /// Only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Give up (and fail, naming what is left) after this long.
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -82,6 +96,64 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(*args).await,
+        Command::Cleanup(args) => cleanup(args).await,
+    }
+}
+
+/// `cleanup`: deletes, then waits while the operator (still running) stops and deletes each
+/// remote job and removes its finalizer. On timeout it fails so that the uninstall stops with
+/// the operator still installed, rather than leaving objects no one will ever finalise.
+async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
+    use agentcore_operator::api::BatchEvaluation;
+    use kube::{
+        ResourceExt as _,
+        api::{Api, DeleteParams, ListParams},
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let all: Api<BatchEvaluation> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    loop {
+        let left = all
+            .list(&ListParams::default())
+            .await
+            .context("listing BatchEvaluations")?
+            .items;
+        if left.is_empty() {
+            println!("no BatchEvaluation left");
+            return Ok(());
+        }
+        for obj in left
+            .iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+        {
+            let ns = obj.namespace().unwrap_or_default();
+            let api: Api<BatchEvaluation> = Api::namespaced(client.clone(), &ns);
+            match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+                Ok(_) => println!("deleting {ns}/{}", obj.name_any()),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e).context(format!("deleting {ns}/{}", obj.name_any())),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let names: Vec<String> = left
+                .iter()
+                .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
+                .collect();
+            anyhow::bail!(
+                "{} BatchEvaluation(s) still waiting for their remote jobs after {:?}: {}. The \
+                 operator is still installed; see `kubectl describe beval` for why, then uninstall \
+                 again",
+                names.len(),
+                args.timeout,
+                names.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

@@ -39,6 +39,11 @@ pub(crate) struct Pki {
     pub(crate) serving_key: PathBuf,
     pub(crate) service_account_key: PathBuf,
     pub(crate) service_account_public_key: PathBuf,
+    /// The API server's client identity towards kubelets (group `system:masters`), used only
+    /// when a [`crate::Node`] runs.
+    pub(crate) kubelet_client_cert: PathBuf,
+    pub(crate) kubelet_client_key: PathBuf,
+    pub(crate) ca_cert: PathBuf,
 }
 
 /// Generates everything into `dir` (created if missing). Private keys are written mode 0600.
@@ -74,14 +79,30 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
 
     let service_account_key = KeyPair::generate()?;
 
+    let mut client_params = CertificateParams::default();
+    client_params.distinguished_name = common_name("kube-apiserver-kubelet-client");
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    client_params.use_authority_key_identifier_extension = true;
+    let client_key = KeyPair::generate()?;
+    let client_cert = client_params.signed_by(&client_key, &ca)?;
+
     let pki = Pki {
         ca_pem: ca.pem(),
         serving_cert: dir.join("apiserver.crt"),
         serving_key: dir.join("apiserver.key"),
         service_account_key: dir.join("service-account.key"),
         service_account_public_key: dir.join("service-account.pub"),
+        kubelet_client_cert: dir.join("kubelet-client.crt"),
+        kubelet_client_key: dir.join("kubelet-client.key"),
+        ca_cert: dir.join("ca.crt"),
     };
-    write_file(&dir.join("ca.crt"), &pki.ca_pem, 0o644)?;
+    write_file(&pki.ca_cert, &pki.ca_pem, 0o644)?;
+    write_file(&pki.kubelet_client_cert, &client_cert.pem(), 0o644)?;
+    write_file(&pki.kubelet_client_key, &client_key.serialize_pem(), 0o600)?;
     // The chain lets clients that were given only the serving certificate find the CA too.
     write_file(
         &pki.serving_cert,

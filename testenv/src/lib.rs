@@ -36,6 +36,7 @@
 //! ```
 
 mod certs;
+mod node;
 mod operator;
 mod plane;
 mod process;
@@ -44,6 +45,7 @@ mod wait;
 
 use std::{io, path::PathBuf, time::Duration};
 
+pub use node::{BRIDGE, NODE_NAME, Node, POD_CIDR};
 pub use operator::{
     DEFAULT_AWS_REGION, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_SECRET_ACCESS_KEY, OperatorOptions,
     OperatorProcess,
@@ -108,6 +110,9 @@ pub enum Error {
         log: PathBuf,
         log_tail: String,
     },
+
+    #[error("node: {0}")]
+    Node(String),
 
     #[error("the process to wait for is not running")]
     NotRunning,

@@ -72,6 +72,10 @@ pub struct ControlPlaneOptions {
     pub startup_timeout: Duration,
     /// Appended to kube-apiserver's command line (later flags win).
     pub extra_apiserver_args: Vec<String>,
+    /// Keep the ServiceAccount admission plugin (it mounts the projected token into pods). Only
+    /// for planes with a [`crate::Node`], whose kube-controller-manager creates the `default`
+    /// ServiceAccounts the plugin requires; see [`crate::Node::control_plane_options`].
+    pub service_account_admission: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -81,6 +85,7 @@ impl Default for ControlPlaneOptions {
             tools: None,
             startup_timeout: Duration::from_secs(60),
             extra_apiserver_args: Vec::new(),
+            service_account_admission: false,
         }
     }
 }
@@ -102,6 +107,7 @@ pub struct ControlPlane {
     tools: Tools,
     startup_timeout: Duration,
     extra_apiserver_args: Vec<String>,
+    service_account_admission: bool,
     pki: certs::Pki,
     admin_token: String,
     server_url: String,
@@ -161,6 +167,7 @@ impl ControlPlane {
             tools,
             startup_timeout: options.startup_timeout,
             extra_apiserver_args: options.extra_apiserver_args,
+            service_account_admission: options.service_account_admission,
             pki,
             admin_token,
             server_url: String::new(),
@@ -225,6 +232,10 @@ impl ControlPlane {
 
     pub fn tools(&self) -> &Tools {
         &self.tools
+    }
+
+    pub(crate) fn pki(&self) -> &certs::Pki {
+        &self.pki
     }
 
     /// A `kubectl` command as [`Identity::Admin`]; add arguments and run it.
@@ -435,11 +446,18 @@ impl ControlPlane {
                 &pki.service_account_key,
             ),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
-            // The ServiceAccount admission plugin needs the token controller, which is not run.
-            "--disable-admission-plugins=ServiceAccount".into(),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
+            // For a Node's kubelet (logs, exec): its address is an IP, never a resolvable name.
+            "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
+            flag("--kubelet-client-certificate", &pki.kubelet_client_cert),
+            flag("--kubelet-client-key", &pki.kubelet_client_key),
         ];
+        if !self.service_account_admission {
+            // The plugin needs the `default` ServiceAccount of each namespace, which only
+            // kube-controller-manager creates; a plane without a node runs none.
+            args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
         args.extend(self.extra_apiserver_args.iter().map(OsString::from));
         args
     }
@@ -630,7 +648,7 @@ fn error_chain(error: reqwest::Error) -> String {
 
 /// Picks `N` distinct free loopback ports, never one this process handed out before (parallel
 /// tests in one binary would otherwise race for the same port).
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut handed_out = HANDED_OUT
         .lock()

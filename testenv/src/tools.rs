@@ -130,7 +130,7 @@ pub async fn ensure_helm() -> Result<PathBuf> {
     }
 }
 
-fn cache_root() -> Result<PathBuf> {
+pub(crate) fn cache_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -147,14 +147,18 @@ fn missing_binaries(dir: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Runs a `hack/build-*.sh` script and returns the directory it prints on its last stdout line.
 /// Its stderr (progress) is forwarded live and its tail kept for the error message.
-async fn run_build_script(script: &Path, version_var: &str, version: &str) -> Result<PathBuf> {
+pub(crate) async fn run_build_script(
+    script: &Path,
+    version_var: &str,
+    version: &str,
+) -> Result<PathBuf> {
     if !script.is_file() {
         return Err(Error::ToolsMissing(format!(
             "{} does not exist (the harness is used outside its repository?); \
