@@ -21,7 +21,7 @@ use agentcore_testenv::{
 };
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
-use support::{RELEASE, manifest, repo_path, status_str};
+use support::{RELEASE, manifest, object::status_str, repo_path};
 
 const LONG: Duration = Duration::from_secs(90);
 /// The image tag the test builds and installs (the repository is the chart's default).
