@@ -54,7 +54,8 @@ fn is_release_version(v: &str) -> bool {
         return false;
     };
     let mut parts = rest.split('.');
-    let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
 }
 
@@ -99,8 +100,8 @@ impl Tools {
         let root = cache_root().ok()?;
         let version = kubernetes_version().ok()?;
         [root.clone(), root.join(format!("kubernetes-{version}"))]
-        .into_iter()
-        .find_map(|dir| Self::from_dir(dir).ok())
+            .into_iter()
+            .find_map(|dir| Self::from_dir(dir).ok())
     }
 
     /// The cached binaries, building them first if needed (minutes, the first time only).
@@ -258,7 +259,15 @@ mod tests {
         for good in ["v1.33.13", "v1.37.2", "v1.100.0"] {
             assert!(is_release_version(good), "{good}");
         }
-        for bad in ["1.33.13", "v1.33", "v1.33.", "v1.33.1-rc.0", "v2.0.0", "v1.33.1.2", "v1.x.1"] {
+        for bad in [
+            "1.33.13",
+            "v1.33",
+            "v1.33.",
+            "v1.33.1-rc.0",
+            "v2.0.0",
+            "v1.33.1.2",
+            "v1.x.1",
+        ] {
             assert!(!is_release_version(bad), "{bad}");
         }
     }
