@@ -27,7 +27,13 @@ async fn control_plane_binaries_report_the_selected_kubernetes_version() {
     .unwrap();
     assert_eq!(kubectl["clientVersion"]["gitVersion"], version.as_str());
     let etcd = stdout_of(Command::new(tools.etcd()).arg("--version"));
-    assert!(etcd.starts_with("etcd Version: 3.6."), "{etcd}");
+    // etcd at the version k8s.io/kubernetes pins: 3.5 up to v1.33, 3.6 from v1.34 on.
+    let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+    let etcd_minor = if minor <= 33 { "3.5" } else { "3.6" };
+    assert!(
+        etcd.starts_with(&format!("etcd Version: {etcd_minor}.")),
+        "Kubernetes {version}: {etcd}"
+    );
 }
 
 #[tokio::test]
