@@ -18,6 +18,8 @@
 #   operations  tests/operations.rs: helm install against the server (its kubeVersion check),
 #               RBAC allowed and denied, leader election on Leases, health and metrics
 #   examples    tests/examples.rs: every example manifest dry-run against the server
+# MATRIX_CARGO_PACKAGES (default --workspace) selects the cargo packages, e.g.
+# "-p agentcore-testenv -p agentcore-operator" to reuse a build made with that selection.
 # Prints a table, one row per version, and exits non-zero if any suite failed on any version.
 # Logs: target/k8s-matrix/<version>/<suite>.log; the table also goes to target/k8s-matrix/summary.txt.
 set -euo pipefail
@@ -34,13 +36,18 @@ fi
 [ "${#versions[@]}" -gt 0 ] || { echo "test-k8s-matrix: no versions" >&2; exit 1; }
 
 suites=(harness e2e gitops operations examples)
+# One package selection for every cargo call: cargo unifies dependency features over the selected
+# packages, so a different selection (say, -p agentcore-testenv alone) compiles the dependencies
+# again. --workspace matches hack/test.sh's `cargo test --workspace`, whose build this reuses.
+read -r -a packages <<<"${MATRIX_CARGO_PACKAGES:---workspace}"
 suite_command() {
+  local cargo=(cargo test --locked "${packages[@]}")
   case "$1" in
-    harness) echo "cargo test --locked -p agentcore-testenv --test tools --test control_plane" ;;
-    e2e) echo "cargo test --locked -p agentcore-operator --test e2e" ;;
-    gitops) echo "cargo test --locked -p agentcore-operator --test gitops" ;;
-    operations) echo "cargo test --locked -p agentcore-operator --test operations" ;;
-    examples) echo "cargo test --locked -p agentcore-operator --test examples" ;;
+    harness) echo "${cargo[*]} --test tools --test control_plane" ;;
+    e2e) echo "${cargo[*]} --test e2e" ;;
+    gitops) echo "${cargo[*]} --test gitops" ;;
+    operations) echo "${cargo[*]} --test operations" ;;
+    examples) echo "${cargo[*]} --test examples" ;;
   esac
 }
 
@@ -49,7 +56,7 @@ log() { printf '\n==> test-k8s-matrix: %s\n' "$*" >&2; }
 # Compile the test binaries once, before any timing: the version is chosen at run time, so every
 # version runs the very same binaries.
 log "building the test binaries"
-cargo test --locked -p agentcore-testenv -p agentcore-operator --no-run \
+cargo test --locked "${packages[@]}" --no-run \
   --test tools --test control_plane --test e2e --test gitops --test operations --test examples >&2
 bash hack/build-helm.sh >/dev/null
 bash hack/build-gitops-check.sh >/dev/null
