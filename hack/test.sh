@@ -11,6 +11,8 @@ step "control plane binaries (built from Go modules once, then cached)"
 bash hack/build-control-plane.sh
 step "helm (built from its Go module once, then cached)"
 bash hack/build-helm.sh
+step "promtool (built from its Go module once, then cached; the chart's alert tests need it)"
+bash hack/build-promtool.sh
 
 step "gitops-check: kstatus (cli-utils) and Argo CD's Lua runtime (gopher-lua), from the Go module proxy"
 bash hack/build-gitops-check.sh >/dev/null
@@ -22,6 +24,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust tests: unit, CRD drift, emulator conformance (Rust SDK), harness, end-to-end, operations, GitOps, examples, docs"
 # The in-cluster suite (a real node) runs on its own: hack/test-incluster.sh.
 cargo test --workspace --locked -- --skip fault_suite --skip incluster
+
+# The suites above run on the harness's default Kubernetes version; the cluster suites run again
+# on the oldest and the newest supported one (hack/k8s-versions.txt; all of them:
+# hack/test-k8s-matrix.sh without arguments).
+step "cluster suites on the oldest and newest supported Kubernetes versions"
+mapfile -t k8s_versions < <(grep -E '^v1\.[0-9]+\.[0-9]+$' hack/k8s-versions.txt)
+bash hack/test-k8s-matrix.sh "${k8s_versions[0]}" "${k8s_versions[-1]}"
 
 step "fault suite, reduced size (AGENTCORE_FAULTS_SCALE=full for docs/reliability.md)"
 cargo test -p agentcore-operator --locked --test faults -- --nocapture

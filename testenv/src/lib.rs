@@ -55,7 +55,10 @@ pub use plane::{
     OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER,
 };
 pub use process::processes_mentioning;
-pub use tools::{HELM_VERSION, KUBERNETES_VERSION, TOOLS_DIR_ENV, Tools, ensure_helm};
+pub use tools::{
+    HELM_VERSION, KUBERNETES_VERSION, KUBERNETES_VERSION_ENV, TOOLS_DIR_ENV, Tools, ensure_helm,
+    kubernetes_version,
+};
 pub use wait::{wait_until, wait_until_ok};
 
 /// Everything that can go wrong in the harness.

@@ -431,6 +431,10 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             // Without it the apiserver looks for a default route, which sandboxes may lack.
             "--advertise-address=127.0.0.1".into(),
+            // No endpoints for the `kubernetes` Service: nothing here can route to it, and from
+            // v1.37 the API server refuses a loopback advertise address with the reconciler on.
+            // (A later --endpoint-reconciler-type in extra_apiserver_args wins.)
+            "--endpoint-reconciler-type=none".into(),
             flag("--cert-dir", self.dir.join("apiserver-certs")),
             flag("--tls-cert-file", &pki.serving_cert),
             flag("--tls-private-key-file", &pki.serving_key),

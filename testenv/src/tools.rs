@@ -6,6 +6,10 @@
 //! `AGENTCORE_TOOLS_DIR` overrides the cache root, with the same meaning as in the scripts. For
 //! convenience it may also point straight at a directory that holds the three control-plane
 //! binaries (a CI cache, a download); then nothing is ever built.
+//!
+//! `AGENTCORE_K8S_VERSION` selects the Kubernetes version (default [`KUBERNETES_VERSION`]), so
+//! that the same test binaries run against every supported version (`hack/test-k8s-matrix.sh`);
+//! each version's binaries are cached side by side.
 
 use std::{
     collections::VecDeque,
@@ -21,8 +25,39 @@ use tokio::{
 
 use crate::{Error, Result};
 
-/// The Kubernetes version the harness runs (kube-apiserver, kubectl; etcd at the version it pins).
+/// The Kubernetes version the harness runs (kube-apiserver, kubectl; etcd at the version it pins)
+/// unless [`KUBERNETES_VERSION_ENV`] names another; see [`kubernetes_version`].
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
+
+/// The environment variable that selects another Kubernetes version, e.g. `v1.33.13`.
+pub const KUBERNETES_VERSION_ENV: &str = "AGENTCORE_K8S_VERSION";
+
+/// The Kubernetes version to run: [`KUBERNETES_VERSION_ENV`] if set, else [`KUBERNETES_VERSION`].
+/// A value that is not `v1.<minor>.<patch>` is an error rather than a silent fall-back, so a
+/// matrix run never tests the default version under another version's name.
+pub fn kubernetes_version() -> Result<String> {
+    match std::env::var(KUBERNETES_VERSION_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(KUBERNETES_VERSION.to_owned()),
+        Ok(v) if v.is_empty() => Ok(KUBERNETES_VERSION.to_owned()),
+        Ok(v) if is_release_version(&v) => Ok(v),
+        Ok(v) => Err(Error::ToolsMissing(format!(
+            "{KUBERNETES_VERSION_ENV}={v:?} is not a Kubernetes release such as v1.33.13"
+        ))),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::ToolsMissing(format!(
+            "{KUBERNETES_VERSION_ENV}={v:?} is not a Kubernetes release such as v1.33.13"
+        ))),
+    }
+}
+
+fn is_release_version(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix("v1.") else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
+}
 
 /// The Helm version [`ensure_helm`] builds.
 pub const HELM_VERSION: &str = "v3.19.5";
@@ -60,15 +95,13 @@ impl Tools {
         }
     }
 
-    /// The cached binaries, if they are already built. Never builds.
+    /// The cached binaries of [`kubernetes_version`], if they are already built. Never builds.
     pub fn cached() -> Option<Self> {
         let root = cache_root().ok()?;
-        [
-            root.clone(),
-            root.join(format!("kubernetes-{KUBERNETES_VERSION}")),
-        ]
-        .into_iter()
-        .find_map(|dir| Self::from_dir(dir).ok())
+        let version = kubernetes_version().ok()?;
+        [root.clone(), root.join(format!("kubernetes-{version}"))]
+            .into_iter()
+            .find_map(|dir| Self::from_dir(dir).ok())
     }
 
     /// The cached binaries, building them first if needed (minutes, the first time only).
@@ -81,12 +114,8 @@ impl Tools {
         if let Some(tools) = Self::cached() {
             return Ok(tools);
         }
-        let dir = run_build_script(
-            Path::new(BUILD_CONTROL_PLANE),
-            "K8S_VERSION",
-            KUBERNETES_VERSION,
-        )
-        .await?;
+        let version = kubernetes_version()?;
+        let dir = run_build_script(Path::new(BUILD_CONTROL_PLANE), "K8S_VERSION", &version).await?;
         Self::from_dir(dir)
     }
 
@@ -228,6 +257,24 @@ const TAIL_LINES: usize = 40;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_release_versions_are_accepted() {
+        for good in ["v1.33.13", "v1.37.2", "v1.100.0"] {
+            assert!(is_release_version(good), "{good}");
+        }
+        for bad in [
+            "1.33.13",
+            "v1.33",
+            "v1.33.",
+            "v1.33.1-rc.0",
+            "v2.0.0",
+            "v1.33.1.2",
+            "v1.x.1",
+        ] {
+            assert!(!is_release_version(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn a_directory_missing_binaries_is_rejected_with_their_names() {

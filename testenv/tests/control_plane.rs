@@ -57,7 +57,8 @@ async fn a_started_plane_is_a_real_rbac_enforcing_api_server() {
     let version: serde_json::Value =
         serde_json::from_str(&plane.kubectl_ok(["version", "-o", "json"]).await.unwrap()).unwrap();
     assert_eq!(
-        version["serverVersion"]["gitVersion"], "v1.34.4",
+        version["serverVersion"]["gitVersion"],
+        agentcore_testenv::kubernetes_version().unwrap().as_str(),
         "{version}"
     );
 

@@ -17,8 +17,8 @@ use std::{path::PathBuf, time::Duration};
 
 use agentcore_emulator::{EmulatorConfig, JobInfo, Operation, RunningEmulator};
 use agentcore_testenv::{
-    ControlPlane, ControlPlaneOptions, KUBERNETES_VERSION, OPERATOR_NAMESPACE, OperatorOptions,
-    OperatorProcess, ensure_helm, wait_until_ok,
+    ControlPlane, ControlPlaneOptions, OPERATOR_NAMESPACE, OperatorOptions, OperatorProcess,
+    ensure_helm, kubernetes_version, wait_until_ok,
 };
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -41,7 +41,7 @@ pub async fn helm_template(extra: &[&str]) -> anyhow::Result<String> {
         "--namespace".to_owned(),
         OPERATOR_NAMESPACE.to_owned(),
         "--kube-version".to_owned(),
-        KUBERNETES_VERSION.to_owned(),
+        kubernetes_version()?,
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let out = tokio::process::Command::new(&helm)

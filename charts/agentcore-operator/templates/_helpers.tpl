@@ -81,9 +81,9 @@ Image reference: a digest pins the image; otherwise the tag, defaulting to appVe
 {{- end }}
 
 {{/*
-Permissions the reconciler needs on BatchEvaluations and Events, as listed in
-OPERATOR-INTERFACE.md. Shared by the ClusterRole (all namespaces) and the Role (one namespace) so
-the two modes cannot drift apart.
+Permissions the reconciler needs on BatchEvaluations and Events, as listed in the chart's README
+(section RBAC; hack/chart_contract.py checks the rendered roles against it). Shared by the
+ClusterRole (all namespaces) and the Role (one namespace) so the two modes cannot drift apart.
 */}}
 {{- define "agentcore-operator.reconcilerRules" -}}
 - apiGroups:
