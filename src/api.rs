@@ -139,10 +139,23 @@ pub struct BatchEvaluationSpec {
     #[serde(default)]
     pub stop: bool,
 
+    /// Order in the start queue, where objects wait while the account's AWS quota on active batch
+    /// evaluations (or the operator's `--max-active-jobs`) is reached: higher starts first,
+    /// equal priorities start in creation order. Default 0. Mutable; it matters only until the
+    /// job starts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = -1000, max = 1000))]
+    pub priority: i32,
+
     /// Manage an existing batch evaluation with this id instead of starting a new one. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}$"))]
     pub adopt_batch_evaluation_id: Option<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+const fn is_zero(value: &i32) -> bool {
+    *value == 0
 }
 
 /// A CEL transition rule that keeps an optional field from changing, appearing or disappearing.

@@ -59,6 +59,11 @@ struct RunArgs {
     /// How often a running job is polled (jittered ±10%).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
+    /// The most jobs this operator keeps active (PENDING, IN_PROGRESS, STOPPING) at once per
+    /// region; more objects wait in the start queue. Leaves headroom in the account's AWS quota
+    /// for jobs started elsewhere. Default: no limit (the AWS quota still queues).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_active_jobs: Option<u32>,
     /// Objects reconciled at the same time.
     #[arg(long, default_value_t = 16)]
     max_concurrent_reconciles: u16,
@@ -205,6 +210,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             poll_interval: args.poll_interval,
             default_region,
+            max_active_jobs: args.max_active_jobs.map(|n| n as usize),
         },
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         metrics_addr: args.metrics_addr,

@@ -45,6 +45,11 @@ struct ObjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScoreLabels {
     namespace: String,
     name: String,
@@ -64,6 +69,8 @@ pub struct Metrics {
     deleting_age: Family<ObjectLabels, FloatGauge>,
     scores: Family<ScoreLabels, FloatGauge>,
     score_thresholds: Family<ObjectLabels, FloatGauge>,
+    queue_depth: Family<RegionLabels, Gauge>,
+    queue_wait: Histogram,
     leader: Gauge,
 }
 
@@ -123,6 +130,18 @@ impl Default for Metrics {
             "Per-object alert threshold from the evals.agentcore.dev/min-average-score annotation",
             score_thresholds.clone(),
         );
+        let queue_depth = Family::<RegionLabels, Gauge>::default();
+        registry.register(
+            "start_queue_depth",
+            "Objects waiting in the start queue (AWS quota or --max-active-jobs), per region",
+            queue_depth.clone(),
+        );
+        let queue_wait = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "start_queue_wait_seconds",
+            "Time from creation to the Start of objects that waited in the start queue",
+            queue_wait.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -139,6 +158,8 @@ impl Default for Metrics {
             deleting_age,
             scores,
             score_thresholds,
+            queue_depth,
+            queue_wait,
             leader,
         }
     }
@@ -179,6 +200,20 @@ impl Metrics {
         self.aws_duration
             .get_or_create(&OperationLabels { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// Sets the number of objects waiting in `region`'s start queue.
+    pub fn set_queue_depth(&self, region: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&RegionLabels {
+                region: region.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Records how long an object that waited in the start queue took to be started.
+    pub fn observe_queue_wait(&self, waited: Duration) {
+        self.queue_wait.observe(waited.as_secs_f64());
     }
 
     /// Replaces the per-object gauges of one object (`None` when the object is gone).

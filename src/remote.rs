@@ -73,6 +73,16 @@ impl RemoteStatus {
         matches!(self, Self::Pending | Self::InProgress)
     }
 
+    /// PENDING, IN_PROGRESS or STOPPING: the job counts against the account's quota of active
+    /// batch evaluations. An unknown status counts too: the queue must not overfill on a guess.
+    #[must_use]
+    pub const fn holds_quota(&self) -> bool {
+        matches!(
+            self,
+            Self::Pending | Self::InProgress | Self::Stopping | Self::Unknown(_)
+        )
+    }
+
     /// The four statuses from which a job can be deleted and never moves on its own.
     #[must_use]
     pub const fn is_terminal(&self) -> bool {

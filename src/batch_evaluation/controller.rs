@@ -39,6 +39,9 @@ pub async fn run(
 ) {
     let (reader, writer) = reflector::store();
     let ready_reader = reader.clone();
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    ctx.queue.attach(reader.clone(), wake);
+    let queue_ctx = ctx.clone();
     // kube-runtime's store readiness is a oneshot that wakes only the last of several waiters,
     // and the controller waits on it too: re-poll on a timer instead of awaiting it once.
     tokio::spawn(async move {
@@ -47,6 +50,7 @@ pub async fn run(
                 .await
             {
                 Ok(Ok(())) => {
+                    queue_ctx.queue.mark_synced();
                     ready.store(true, Ordering::Relaxed);
                     info!("watch cache synced; ready");
                     return;
@@ -70,6 +74,8 @@ pub async fn run(
 
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
+        // The start queue wakes its head when it moves (a job finished, an object left it).
+        .reconcile_on(woken)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|stop| *stop).await;
         })

@@ -60,6 +60,9 @@ pub struct ObjectView {
     /// The recorded status came from an observation of the job less than a poll interval ago
     /// (and not from a failure): it is as fresh as a Get would be now.
     pub recently_observed: bool,
+    /// The start queue holds the object back: a Start now would exceed the AWS quota or
+    /// `--max-active-jobs` (see [`super::queue`]).
+    pub queued: bool,
 }
 
 /// What this reconcile has learned from AWS so far.
@@ -100,6 +103,9 @@ pub enum Wait {
     RecentlyObserved,
     /// Deletion: a cleanup step is in flight.
     Cleanup(CleanupStep),
+    /// No job yet: its turn in the start queue has not come (or the service refused the Start
+    /// for quota).
+    Queued,
 }
 
 /// The one next thing to do.
@@ -158,8 +164,16 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
             (None, _) if let Some(reason) = view.stalled => Step::Stall(reason),
             (None, _) => match &view.adopt_id {
                 Some(id) => Step::Get { id: id.clone() },
-                None if view.start_may_have_happened => Step::FindByName,
-                None => Step::Start,
+                None if view.start_may_have_happened => {
+                    // A queued object that is not stopping sends nothing: its lookup waits for
+                    // its turn, just before its Start.
+                    if view.queued && !view.stop_requested {
+                        Step::Wait(Wait::Queued)
+                    } else {
+                        Step::FindByName
+                    }
+                }
+                None => start_step(view),
             },
         },
         Observation::Job { id, status } => running_job_step(view, id, status),
@@ -168,8 +182,13 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
                 running_job_step(view, id, status)
             } else {
                 // A user-chosen name may belong to someone else's job: an idempotent Start with
-                // this object's token returns our job, or 409 if the name is not ours.
-                Step::Start
+                // this object's token returns our job (to be stopped if asked), or 409 if the
+                // name is not ours.
+                if view.queued && !view.stop_requested {
+                    Step::Wait(Wait::Queued)
+                } else {
+                    Step::Start
+                }
             }
         }
         Observation::NotFound => {
@@ -178,10 +197,22 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
             } else if view.adopt_id.is_some() {
                 Step::Stall(StallReason::AdoptionTargetNotFound)
             } else {
-                Step::Start
+                start_step(view)
             }
         }
         Observation::Failed { call, kind } => failure_step(*call, *kind),
+    }
+}
+
+/// Nothing was started for the object: start it, unless it asks to be stopped (then it never
+/// starts) or waits in the start queue.
+fn start_step(view: &ObjectView) -> Step {
+    if view.stop_requested {
+        Step::Idle
+    } else if view.queued {
+        Step::Wait(Wait::Queued)
+    } else {
+        Step::Start
     }
 }
 
@@ -253,6 +284,8 @@ fn failure_step(call: Call, kind: FailureKind) -> Step {
         // the name is taken by a job this object did not start.
         (Call::Start, FailureKind::Conflict) => Step::Stall(StallReason::NameConflict),
         (Call::Get, FailureKind::Validation) => Step::Stall(StallReason::InvalidSpec),
+        // The account runs as many jobs as its quota allows: back in line, not a blind retry.
+        (Call::Start, FailureKind::QuotaExceeded) => Step::Wait(Wait::Queued),
         _ => Step::Retry { call, kind },
     }
 }

@@ -3,16 +3,19 @@
 //! - [`lifecycle`]: the pure decision, from the object and what AWS said, to the next step;
 //! - [`reason`]: every reason the kind writes, typed;
 //! - [`status`]: the status, computed from what a reconcile learned;
-//! - [`snapshot`], [`drive`], [`outcome`]: the stages of one reconcile, which
+//! - [`snapshot`], [`admission`], [`drive`], [`outcome`]: the stages of one reconcile, which
 //!   [`reconciler`] chains and applies;
+//! - [`queue`]: the start queue's order and admission, decided purely;
 //! - [`controller`]: the watch and the kube-runtime controller;
 //! - [`naming`]: the remote job's name and client token.
 
+pub mod admission;
 pub mod controller;
 pub mod drive;
 pub mod lifecycle;
 pub mod naming;
 pub mod outcome;
+pub mod queue;
 pub mod reason;
 pub mod reconciler;
 pub mod snapshot;

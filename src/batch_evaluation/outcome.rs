@@ -12,6 +12,7 @@ use crate::{
     batch_evaluation::{
         drive::{Acted, Driven},
         lifecycle::{Release, Step, Wait},
+        queue::Place,
         reason::Reason,
         snapshot::Snapshot,
         status::{self, StatusInputs, Verdict},
@@ -23,6 +24,10 @@ use crate::{
 /// Longest wait between polls during deletion (STOPPING, DELETING): someone usually waits on
 /// `kubectl delete`. Jobs themselves are polled at the configured interval.
 pub const CLEANUP_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a queued object re-counts its place without being woken: a safety net, since the
+/// queue wakes its head whenever it moves.
+pub const QUEUE_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// When to reconcile the object again.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,6 +71,7 @@ pub struct Outcome {
 pub fn outcome(
     snapshot: &Snapshot,
     driven: &Driven,
+    queue: Option<&Place>,
     poll_interval: Duration,
     now: Timestamp,
 ) -> Outcome {
@@ -109,6 +115,7 @@ pub fn outcome(
             .as_ref()
             .map(|f| (f.kind, f.message.as_str())),
         results_location: snapshot.results_location.as_deref(),
+        queue,
     };
     let desired = status::desired(&snapshot.status, &inputs, now);
     let status = desired.write.then(|| {
@@ -123,7 +130,8 @@ pub fn outcome(
         ));
         desired.status.clone()
     });
-    let (requeue, label) = requeue(&driven.step, poll_interval);
+    let refused = driven.failure.as_ref().map(|f| f.kind);
+    let (requeue, label) = requeue(&driven.step, refused, poll_interval);
     Outcome {
         status,
         events,
@@ -147,8 +155,18 @@ fn cleanup_action(deleting: bool, acted: &[Acted]) -> Option<CleanupStep> {
     })
 }
 
-fn requeue(step: &Step, poll_interval: Duration) -> (Requeue, &'static str) {
+fn requeue(
+    step: &Step,
+    failure: Option<FailureKind>,
+    poll_interval: Duration,
+) -> (Requeue, &'static str) {
     match step {
+        // The head of the queue, refused for quota: it retries with backoff while the rest of
+        // the queue sends nothing. Everyone else is woken when the queue moves.
+        Step::Wait(Wait::Queued) => match failure {
+            Some(kind @ FailureKind::QuotaExceeded) => (Requeue::Backoff(kind), "Queued"),
+            _ => (Requeue::After(QUEUE_RECHECK_INTERVAL), "Queued"),
+        },
         Step::Wait(Wait::Cleanup(_)) => (
             Requeue::Poll(poll_interval.min(CLEANUP_POLL_INTERVAL)),
             "Cleaning",
@@ -275,6 +293,16 @@ fn transition_events(
             .find(|c| c.type_ == status::READY)
             .map(|c| (c.reason.clone(), c.message.clone(), c.status.clone()))
     };
+    let reason_of = |s: &BatchEvaluationStatus| ready(s).map(|(reason, ..)| reason);
+    if verdict.reason == Reason::Queued && reason_of(before) != reason_of(after) {
+        // Once per stay in the queue; position changes are in the condition only.
+        events.push(event(
+            EventType::Normal,
+            Reason::Queued.as_str(),
+            "Queue",
+            verdict.message.clone(),
+        ));
+    }
     let needs_attention = verdict.stalled.is_some() || verdict.reason.is_failure();
     if needs_attention && ready(after) != ready(before) {
         events.push(event(

@@ -31,6 +31,10 @@ pub enum Reason {
     RemoteDeleting,
     /// The service reported a status this operator does not know; it keeps polling.
     UnknownRemoteStatus,
+    /// No job yet: the object waits in the start queue (AWS quota or `--max-active-jobs`).
+    Queued,
+    /// Ready=True: `spec.stop` was set before the job started, so it never will.
+    NotStarted,
 
     // The job ended without its result (Stalled=True).
     JobFailed,
@@ -70,6 +74,8 @@ impl Reason {
             Self::StopNotNeeded => "StopNotNeeded",
             Self::RemoteDeleting => "RemoteDeleting",
             Self::UnknownRemoteStatus => "UnknownRemoteStatus",
+            Self::Queued => "Queued",
+            Self::NotStarted => "NotStarted",
             Self::JobFailed => "JobFailed",
             Self::StoppedExternally => "StoppedExternally",
             Self::Stalled(stall) => match stall {

@@ -32,6 +32,7 @@ use crate::{
     api::{BatchEvaluation, BatchEvaluationStatus, FINALIZER},
     aws::{AgentCore, StartRequest},
     batch_evaluation::{
+        admission::StartQueue,
         drive::{Effects, drive},
         naming,
         outcome::{MetricsUpdate, Outcome, Requeue, outcome},
@@ -50,6 +51,9 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Region for objects that name none.
     pub default_region: String,
+    /// The most jobs of this operator active at once per region (`--max-active-jobs`); more
+    /// objects wait in the start queue.
+    pub max_active_jobs: Option<usize>,
 }
 
 /// Everything a reconcile needs, created once.
@@ -62,6 +66,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// Objects waiting for their first Start (AWS quota, `--max-active-jobs`).
+    pub queue: StartQueue,
     /// Consecutive failures per object UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// What each object last contributed to the per-object gauges.
@@ -78,6 +84,11 @@ impl Context {
         settings: Settings,
     ) -> Self {
         Self {
+            queue: StartQueue::new(
+                settings.max_active_jobs,
+                settings.default_region.clone(),
+                metrics.clone(),
+            ),
             recorder: Recorder::new(client.clone(), reporter.clone()),
             reporter,
             client,
@@ -156,12 +167,14 @@ async fn reconcile_object(
         return Ok((Action::await_change(), "Gone"));
     };
     let settings = &ctx.settings;
-    let snapshot = Snapshot::of(
+    let mut snapshot = Snapshot::of(
         &obj,
         &settings.default_region,
         settings.poll_interval,
         Timestamp::now(),
     )?;
+    let place = ctx.queue.admit(&obj, &snapshot).await;
+    snapshot.view.queued = place.is_some();
     if let Some(id) = &snapshot.status.batch_evaluation_id {
         tracing::Span::current().record("id", id.as_str());
     }
@@ -171,7 +184,15 @@ async fn reconcile_object(
         snapshot: &snapshot,
     };
     let driven = drive(snapshot.view.clone(), &effects).await?;
-    let outcome = outcome(&snapshot, &driven, settings.poll_interval, Timestamp::now());
+    let now = Timestamp::now();
+    let place = ctx.queue.settle(&obj, &snapshot, &driven, place, now);
+    let outcome = outcome(
+        &snapshot,
+        &driven,
+        place.as_ref(),
+        settings.poll_interval,
+        now,
+    );
     apply(ctx, &obj, &snapshot, outcome).await
 }
 
@@ -370,9 +391,12 @@ const fn retry_window(kind: FailureKind) -> (Duration, Duration) {
     match kind {
         // "Not in the state you thought": re-read soon.
         FailureKind::Conflict => (Duration::from_secs(1), Duration::from_secs(10)),
-        FailureKind::AccessDenied | FailureKind::Unauthorized | FailureKind::QuotaExceeded => {
+        FailureKind::AccessDenied | FailureKind::Unauthorized => {
             (Duration::from_secs(5), Duration::from_secs(300))
         }
+        // The head of the start queue while jobs started elsewhere hold the quota: its own
+        // jobs finishing wake it sooner.
+        FailureKind::QuotaExceeded => (Duration::from_secs(5), Duration::from_secs(60)),
         _ => (Duration::from_secs(1), Duration::from_secs(60)),
     }
 }

@@ -88,11 +88,7 @@ impl Snapshot {
             (Some(n), _) | (None, Some(n)) => n.clone(),
             (None, None) => naming::derived_name(&namespace, &name, &uid)?,
         };
-        let region = status
-            .region
-            .clone()
-            .or_else(|| obj.spec.region.clone())
-            .unwrap_or_else(|| default_region.to_owned());
+        let region = region_of(obj, default_region);
         let stalled = recorded_stall(obj);
         let fresh_for = stalled
             .is_none()
@@ -118,6 +114,8 @@ impl Snapshot {
                 .map(crate::remote::RemoteStatus::parse),
             stalled,
             recently_observed: fresh_for.is_some(),
+            // Decided by the start queue, after the snapshot (see `admission`).
+            queued: false,
         };
         Ok(Self {
             generation: obj.meta().generation.unwrap_or(0),
@@ -142,6 +140,32 @@ impl Snapshot {
             fresh_for,
         })
     }
+}
+
+/// The region of the object's job: recorded at Start, else the spec's, else the operator's
+/// default.
+#[must_use]
+pub fn region_of(obj: &BatchEvaluation, default_region: &str) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.region.clone())
+        .or_else(|| obj.spec.region.clone())
+        .unwrap_or_else(|| default_region.to_owned())
+}
+
+/// Whether the object waits for its first Start: alive, no job recorded, not adopting one, not
+/// asked to stop, not stalled. These are the members of the start queue.
+#[must_use]
+pub fn waits_to_start(obj: &BatchEvaluation) -> bool {
+    obj.meta().deletion_timestamp.is_none()
+        && !obj.spec.stop
+        && obj.spec.adopt_batch_evaluation_id.is_none()
+        && obj
+            .status
+            .as_ref()
+            .and_then(|s| s.batch_evaluation_id.as_ref())
+            .is_none()
+        && recorded_stall(obj).is_none()
 }
 
 /// The stall the object is in. Normally only a stall recorded for the current generation

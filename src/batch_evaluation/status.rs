@@ -8,6 +8,7 @@ use crate::{
     api::{BatchEvaluationStatus, CleanupStep},
     batch_evaluation::{
         lifecycle::{StallReason, Step, Wait},
+        queue::Place,
         reason::Reason,
     },
     remote::{FailureKind, RemoteJob, RemoteStatus},
@@ -39,6 +40,8 @@ pub struct StatusInputs<'a> {
     pub failure: Option<(FailureKind, &'a str)>,
     /// Where per-session results remain after deletion (the output log group), if known.
     pub results_location: Option<&'a str>,
+    /// The object's place in the start queue, when it waits there.
+    pub queue: Option<&'a Place>,
 }
 
 /// What the three conditions say, typed.
@@ -279,6 +282,15 @@ fn verdict(
         };
         return Verdict::stalled(reason, message);
     }
+    if *inputs.step == Step::Wait(Wait::Queued) {
+        // A Start refused for quota is a wait in line, not a failure.
+        return Verdict::progressing(
+            Reason::Queued,
+            inputs
+                .queue
+                .map_or_else(|| "queued to start".to_owned(), Place::describe),
+        );
+    }
     if let Some((kind, text)) = inputs.failure {
         return Verdict::progressing(
             kind.into(),
@@ -288,6 +300,10 @@ fn verdict(
     }
     match remote {
         Some(remote) => remote_verdict(remote, inputs.stop_requested, error_details),
+        None if inputs.stop_requested => Verdict::done(
+            Reason::NotStarted,
+            "spec.stop is true: the batch evaluation was never started",
+        ),
         None => Verdict::progressing(Reason::Starting, "starting the batch evaluation"),
     }
 }

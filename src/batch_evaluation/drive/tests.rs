@@ -121,6 +121,7 @@ fn new_object() -> ObjectView {
         recorded_status: None,
         stalled: None,
         recently_observed: false,
+        queued: false,
     }
 }
 

@@ -20,6 +20,7 @@ fn tracked(status: RemoteStatus) -> ObjectView {
         recorded_status: Some(status),
         stalled: None,
         recently_observed: false,
+        queued: false,
     }
 }
 
@@ -77,6 +78,13 @@ use RemoteStatus::{
 
 fn unknown() -> RemoteStatus {
     RemoteStatus::Unknown("ARCHIVED".into())
+}
+
+fn queued(view: ObjectView) -> ObjectView {
+    ObjectView {
+        queued: true,
+        ..view
+    }
 }
 
 fn with_stop(view: ObjectView) -> ObjectView {
@@ -139,10 +147,25 @@ fn decision_table() {
         ("start timed out: retry (the next round looks the job up first)", pending_untracked.clone(), failed(Call::Start, FailureKind::Timeout), retry(Call::Start, FailureKind::Timeout)),
         ("start 403: retry slowly", pending_untracked.clone(), failed(Call::Start, FailureKind::AccessDenied), retry(Call::Start, FailureKind::AccessDenied)),
         ("start 401: retry slowly", pending_untracked.clone(), failed(Call::Start, FailureKind::Unauthorized), retry(Call::Start, FailureKind::Unauthorized)),
-        ("start 402: retry", pending_untracked.clone(), failed(Call::Start, FailureKind::QuotaExceeded), retry(Call::Start, FailureKind::QuotaExceeded)),
+        ("start 402: back in the start queue, not a blind retry", pending_untracked.clone(), failed(Call::Start, FailureKind::QuotaExceeded), Step::Wait(Wait::Queued)),
         ("list throttled: retry", pending_untracked.clone(), failed(Call::List, FailureKind::Throttled), retry(Call::List, FailureKind::Throttled)),
         ("stalled on invalid spec: no AWS call", stalled(StallReason::InvalidSpec), Observation::None, Step::Stall(StallReason::InvalidSpec)),
         ("stalled on name conflict: no AWS call", stalled(StallReason::NameConflict), Observation::None, Step::Stall(StallReason::NameConflict)),
+        // --- the start queue ---
+        ("queued, finalizer just added: no Start", ObjectView { has_finalizer: true, ..queued(fresh()) }, Observation::None, Step::Wait(Wait::Queued)),
+        ("queued, a start may have happened: not even the lookup until its turn", queued(pending_untracked.clone()), Observation::None, Step::Wait(Wait::Queued)),
+        ("queued, lookup found nothing: no Start", queued(pending_untracked.clone()), Observation::NotFound, Step::Wait(Wait::Queued)),
+        ("queued, lookup found our derived name: adopt it", queued(pending_untracked.clone()), by_name(InProgress), Step::Wait(Wait::JobRunning)),
+        ("queued, user-chosen name found: no Start", queued(user_named.clone()), by_name(InProgress), Step::Wait(Wait::Queued)),
+        ("queued and deleted: the lookup alone proves nothing started", deleting(queued(pending_untracked.clone())), Observation::None, Step::FindByName),
+        ("queued and deleted, nothing found: release", deleting(queued(pending_untracked.clone())), Observation::NotFound, Step::Release(Release::NothingToCleanUp)),
+        ("queued and stopped: look up what may have started", with_stop(queued(pending_untracked.clone())), Observation::None, Step::FindByName),
+        ("queued and stopped, nothing found: never started", with_stop(queued(pending_untracked.clone())), Observation::NotFound, Step::Idle),
+        ("queued and stopped, our job found: stop it", with_stop(queued(pending_untracked.clone())), by_name(InProgress), stop()),
+        // --- spec.stop before any start ---
+        ("stop requested before the first start: nothing is started", with_stop(ObjectView { has_finalizer: true, ..fresh() }), Observation::None, Step::Idle),
+        ("stop requested, lookup found nothing: nothing is started", with_stop(pending_untracked.clone()), Observation::NotFound, Step::Idle),
+        ("stop requested, user-chosen name found: confirm ownership, then stop", with_stop(user_named.clone()), by_name(InProgress), Step::Start),
         // --- tracking a recorded job ---
         ("pending: poll", tracked(Pending), Observation::None, get()),
         ("in progress: poll", tracked(InProgress), Observation::None, get()),

@@ -73,6 +73,7 @@ fn running_status() -> BatchEvaluationStatus {
             Some(job(RemoteStatus::InProgress)),
             Vec::new(),
         ),
+        None,
         POLL,
         now(),
     );
@@ -93,6 +94,7 @@ fn a_start_is_told_once_and_recorded() {
             Some(job(RemoteStatus::Pending)),
             vec![started],
         ),
+        None,
         POLL,
         now(),
     );
@@ -116,6 +118,7 @@ fn an_unchanged_job_costs_no_write_and_no_event() {
             Some(job(RemoteStatus::InProgress)),
             Vec::new(),
         ),
+        None,
         POLL,
         now(),
     );
@@ -133,6 +136,7 @@ fn a_recent_observation_writes_and_exports_nothing() {
     let out = outcome(
         &snap,
         &driven(Step::Wait(Wait::RecentlyObserved), None, Vec::new()),
+        None,
         POLL,
         now(),
     );
@@ -152,6 +156,7 @@ fn an_accepted_delete_is_told_by_its_event_alone() {
             Some(job(RemoteStatus::Deleting)),
             vec![Acted::DeleteRequested { id: ID.into() }],
         ),
+        None,
         POLL,
         now(),
     );
@@ -174,6 +179,7 @@ fn a_release_removes_the_finalizer_and_the_series_and_names_the_results() {
     let out = outcome(
         &snapshot(&obj),
         &driven(Step::Release(Release::RemoteGone), None, Vec::new()),
+        None,
         POLL,
         now(),
     );
@@ -194,6 +200,7 @@ fn a_force_release_is_a_warning() {
     let out = outcome(
         &snapshot(&obj),
         &driven(Step::Release(Release::ForceReleased), None, Vec::new()),
+        None,
         POLL,
         now(),
     );
@@ -215,13 +222,13 @@ fn a_failing_call_is_written_warned_once_and_backed_off() {
         kind: FailureKind::Throttled,
         message: "slow down".into(),
     });
-    let out = outcome(&snapshot(&obj), &throttled, POLL, now());
+    let out = outcome(&snapshot(&obj), &throttled, None, POLL, now());
     assert_eq!(out.requeue, Requeue::Backoff(FailureKind::Throttled));
     assert_eq!(out.label, "Throttled");
     assert_eq!(reasons(&out), [("Throttled", true)]);
     // The same failure again: the condition is unchanged, nothing more is told or written.
     let again = object(out.status.clone());
-    let out = outcome(&snapshot(&again), &throttled, POLL, now());
+    let out = outcome(&snapshot(&again), &throttled, None, POLL, now());
     assert_eq!(out.status, None);
     assert!(out.events.is_empty());
 }
@@ -234,6 +241,7 @@ fn a_failed_job_is_a_warning_and_a_stall() {
     let out = outcome(
         &snapshot(&obj),
         &driven(Step::Idle, Some(failed), Vec::new()),
+        None,
         POLL,
         now(),
     );
@@ -248,6 +256,7 @@ fn a_completion_is_told_as_a_normal_event() {
     let out = outcome(
         &snapshot(&obj),
         &driven(Step::Idle, Some(job(RemoteStatus::Completed)), Vec::new()),
+        None,
         POLL,
         now(),
     );
@@ -262,9 +271,63 @@ fn the_step_limit_comes_back_soon() {
     let out = outcome(
         &snapshot(&obj),
         &driven(Step::Get { id: ID.into() }, None, Vec::new()),
+        None,
         POLL,
         now(),
     );
     assert_eq!(out.requeue, Requeue::After(Duration::from_secs(1)));
     assert_eq!(out.label, "StepLimit");
+}
+
+fn place(position: usize) -> crate::batch_evaluation::queue::Place {
+    crate::batch_evaluation::queue::Place {
+        position,
+        length: 3,
+        region: "us-west-2".into(),
+        blocker: crate::batch_evaluation::queue::Blocker::Limit {
+            limit: 2,
+            active: 2,
+        },
+    }
+}
+
+#[test]
+fn a_queued_object_is_told_once_and_rechecks_without_aws() {
+    let obj = object(None);
+    let queued = driven(Step::Wait(Wait::Queued), None, Vec::new());
+    let out = outcome(&snapshot(&obj), &queued, Some(&place(3)), POLL, now());
+    let status = out.status.clone().expect("the place is written");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::READY)
+        .expect("Ready");
+    assert_eq!(ready.reason, "Queued");
+    assert!(ready.message.contains("position 3 of 3"), "{}", ready.message);
+    assert_eq!(reasons(&out), [("Queued", false)]);
+    assert_eq!(out.requeue, Requeue::After(QUEUE_RECHECK_INTERVAL));
+    assert_eq!(out.label, "Queued");
+    // It moved up: the position is rewritten, but the Queued event is not told again.
+    let moved = outcome(
+        &snapshot(&object(Some(status))),
+        &queued,
+        Some(&place(1)),
+        POLL,
+        now(),
+    );
+    assert!(moved.status.is_some());
+    assert!(moved.events.is_empty());
+}
+
+#[test]
+fn a_start_refused_for_quota_queues_and_backs_off_without_a_warning() {
+    let obj = object(None);
+    let mut refused = driven(Step::Wait(Wait::Queued), None, Vec::new());
+    refused.failure = Some(Failure {
+        kind: FailureKind::QuotaExceeded,
+        message: "quota exceeded".into(),
+    });
+    let out = outcome(&snapshot(&obj), &refused, Some(&place(1)), POLL, now());
+    assert_eq!(out.requeue, Requeue::Backoff(FailureKind::QuotaExceeded));
+    assert_eq!(reasons(&out), [("Queued", false)]);
 }

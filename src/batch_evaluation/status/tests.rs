@@ -56,6 +56,7 @@ fn inputs<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> StatusInputs<'a> {
         step,
         failure: None,
         results_location: None,
+        queue: None,
     }
 }
 
@@ -274,4 +275,19 @@ fn unknown_remote_status_is_reported_not_fatal() {
     );
     assert_eq!(cond(&s, READY).reason, "UnknownRemoteStatus");
     assert_eq!(s.remote_status.as_deref(), Some("ARCHIVED"));
+}
+
+#[test]
+fn stop_before_any_start_is_done_without_a_job() {
+    let step = Step::Idle;
+    let mut input = inputs(None, &step);
+    input.stop_requested = true;
+    let status = desired(&BatchEvaluationStatus::default(), &input, now());
+    let ready = cond(&status, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "NotStarted")
+    );
+    assert_eq!(cond(&status, RECONCILING).status, "False");
+    assert_eq!(status.batch_evaluation_id, None);
 }
