@@ -213,16 +213,7 @@ async fn long_stopping(env: &Env) -> anyhow::Result<()> {
 async fn adoption(env: &Env) -> anyhow::Result<()> {
     let ns = "e2e-adopt";
     env.create_namespace(ns).await?;
-    let sdk = aws_sdk_bedrockagentcore::Client::from_conf(
-        aws_sdk_bedrockagentcore::config::Builder::new()
-            .behavior_version(aws_sdk_bedrockagentcore::config::BehaviorVersion::latest())
-            .region(aws_sdk_bedrockagentcore::config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_bedrockagentcore::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .endpoint_url(env.emulator.endpoint_url())
-            .build(),
-    );
+    let sdk = support::sdk_client(&env.emulator.endpoint_url(), "AKIDTEST");
     let started = sdk
         .start_batch_evaluation()
         .batch_evaluation_name("started_by_cli")

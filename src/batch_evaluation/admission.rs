@@ -74,7 +74,10 @@ struct RegionState {
     quota: Option<QuotaFull>,
     /// The head of the queue at the last count, to wake when it moves.
     head: Vec<ObjectRef<BatchEvaluation>>,
-    /// The operator's active jobs at the last count.
+    /// The operator's active jobs the cache showed at the last count (those seen leaving
+    /// excluded).
+    recorded_active: usize,
+    /// All the operator's active jobs at the last count, admitted Starts included.
     active: usize,
     /// The queue's length at the last count.
     length: usize,
@@ -147,7 +150,7 @@ impl StartQueue {
         );
         self.metrics
             .set_queue_depth(&snapshot.region, queue.waiting.len());
-        match queue::admit(&queue, &snapshot.uid, &snapshot.region) {
+        match queue::admit(&queue, &snapshot.uid, &snapshot.region, Timestamp::now()) {
             Admission::Start => {
                 state.in_flight.insert(snapshot.uid.clone());
                 None
@@ -190,11 +193,19 @@ impl StartQueue {
             .iter()
             .any(|a| matches!(a, Acted::Started { .. }));
         if started {
-            // A slot was free: the quota is not full (any more).
-            state.quota = None;
             state.in_flight.remove(uid);
             state.started.insert(uid.clone());
-            if state.queued.remove(uid) {
+            // A slot was free; whether another is, only a job of ours finishing or the next
+            // probe tells. With nobody left waiting, the queue is not consulted any more.
+            let was_queued = state.queued.remove(uid);
+            state.quota = state
+                .quota
+                .filter(|_| !state.queued.is_empty())
+                .map(|q| {
+                    let active = state.recorded_active + state.started.len() + state.in_flight.len();
+                    q.accepted(active, now)
+                });
+            if was_queued {
                 let created = obj.meta().creation_timestamp.as_ref().map(|t| t.0);
                 let waited = created.map(|c| now.duration_since(c));
                 if let Some(waited) = waited.and_then(|w| Duration::try_from(w).ok()) {
@@ -206,14 +217,24 @@ impl StartQueue {
         let place = if refused {
             state.in_flight.remove(uid);
             state.queued.insert(uid.clone());
-            let quota = *state.quota.get_or_insert(QuotaFull { since: now });
+            // Rare, and the first refusal may come before any count: count now.
+            let counted = state.count(
+                &cache.store,
+                &snapshot.region,
+                &self.default_region,
+                self.limit,
+            );
+            let active = counted.active + counted.starting;
+            let quota = QuotaFull::refused(state.quota, active, now);
+            state.quota = Some(quota);
             Some(Place {
                 position: 1,
                 length: state.length.max(1),
                 region: snapshot.region.clone(),
                 blocker: Blocker::Quota {
                     since: quota.since,
-                    active: state.active,
+                    active,
+                    retry_at: quota.retry_at,
                 },
             })
         } else {
@@ -297,7 +318,6 @@ impl RegionState {
         }
         self.in_flight.retain(|uid| not_started.contains(uid));
         self.started.retain(|uid| not_started.contains(uid));
-        active += self.started.len();
         self.left.retain(|uid| holding.contains(uid));
         self.queued.retain(|uid| not_started.contains(uid));
         waiting.sort_by(Candidate::queue_order);
@@ -310,10 +330,11 @@ impl RegionState {
                 r
             })
             .collect();
-        self.active = active + self.in_flight.len();
+        self.recorded_active = active;
+        self.active = active + self.started.len() + self.in_flight.len();
         self.length = waiting.len();
         RegionQueue {
-            active,
+            active: active + self.started.len(),
             starting: self.in_flight.len(),
             waiting,
             limit,

@@ -130,8 +130,11 @@ pub fn outcome(
         ));
         desired.status.clone()
     });
-    let refused = driven.failure.as_ref().map(|f| f.kind);
-    let (requeue, label) = requeue(&driven.step, refused, poll_interval);
+    let (requeue, label) = requeue(
+        &driven.step,
+        queue.and_then(|place| place.retry_in(now)),
+        poll_interval,
+    );
     Outcome {
         status,
         events,
@@ -157,16 +160,18 @@ fn cleanup_action(deleting: bool, acted: &[Acted]) -> Option<CleanupStep> {
 
 fn requeue(
     step: &Step,
-    failure: Option<FailureKind>,
+    probe_in: Option<Duration>,
     poll_interval: Duration,
 ) -> (Requeue, &'static str) {
     match step {
-        // The head of the queue, refused for quota: it retries with backoff while the rest of
-        // the queue sends nothing. Everyone else is woken when the queue moves.
-        Step::Wait(Wait::Queued) => match failure {
-            Some(kind @ FailureKind::QuotaExceeded) => (Requeue::Backoff(kind), "Queued"),
-            _ => (Requeue::After(QUEUE_RECHECK_INTERVAL), "Queued"),
-        },
+        // The head of a full quota probes when its backoff is due while the rest of the queue
+        // sends nothing; everyone is woken when the queue moves.
+        Step::Wait(Wait::Queued) => (
+            Requeue::After(probe_in.map_or(QUEUE_RECHECK_INTERVAL, |d| {
+                d.max(Duration::from_millis(100))
+            })),
+            "Queued",
+        ),
         Step::Wait(Wait::Cleanup(_)) => (
             Requeue::Poll(poll_interval.min(CLEANUP_POLL_INTERVAL)),
             "Cleaning",

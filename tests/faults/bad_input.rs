@@ -22,30 +22,11 @@ use crate::{
 const NS: &str = "bad-input";
 const FOREIGN_NAME: &str = "someone_elses_job";
 
-/// An SDK client with other credentials than the operator's: someone else's tooling.
-fn sdk_client(endpoint: &str) -> aws_sdk_bedrockagentcore::Client {
-    use aws_sdk_bedrockagentcore::config::{BehaviorVersion, Builder, Credentials, Region};
-    aws_sdk_bedrockagentcore::Client::from_conf(
-        Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-west-2"))
-            .credentials_provider(Credentials::new(
-                "AKIDSOMEONEELSE",
-                "someone-else",
-                None,
-                None,
-                "test",
-            ))
-            .endpoint_url(endpoint)
-            .build(),
-    )
-}
-
 /// Someone else's long job, under the name one of the objects will ask for.
 async fn start_foreign_job(ctx: &Ctx<'_>) -> anyhow::Result<()> {
     use aws_sdk_bedrockagentcore::types::{CloudWatchLogsSource, DataSourceConfig};
     let (tag, duration) = runs("3600s");
-    sdk_client(&ctx.emulator.endpoint_url())
+    crate::support::sdk_client(&ctx.emulator.endpoint_url(), "AKIDSOMEONEELSE")
         .start_batch_evaluation()
         .batch_evaluation_name(FOREIGN_NAME)
         .tags(tag, duration)

@@ -362,6 +362,20 @@ fn metrics_port_of(args: &[String]) -> Option<u16> {
     value.rsplit(':').next()?.parse().ok()
 }
 
+/// An AgentCore SDK client for `endpoint` (the emulator) with credentials of its own: someone
+/// else's tooling, in the same account as the operator.
+pub fn sdk_client(endpoint: &str, access_key: &str) -> aws_sdk_bedrockagentcore::Client {
+    use aws_sdk_bedrockagentcore::config::{BehaviorVersion, Builder, Credentials, Region};
+    aws_sdk_bedrockagentcore::Client::from_conf(
+        Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .credentials_provider(Credentials::new(access_key, "not-a-secret", None, None, "test"))
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
 /// A loopback port that was free a moment ago (for the operator's metrics endpoint).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

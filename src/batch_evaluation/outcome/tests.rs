@@ -320,14 +320,30 @@ fn a_queued_object_is_told_once_and_rechecks_without_aws() {
 }
 
 #[test]
-fn a_start_refused_for_quota_queues_and_backs_off_without_a_warning() {
+fn a_start_refused_for_quota_queues_and_probes_when_due_without_a_warning() {
     let obj = object(None);
     let mut refused = driven(Step::Wait(Wait::Queued), None, Vec::new());
     refused.failure = Some(Failure {
         kind: FailureKind::QuotaExceeded,
         message: "quota exceeded".into(),
     });
-    let out = outcome(&snapshot(&obj), &refused, Some(&place(1)), POLL, now());
-    assert_eq!(out.requeue, Requeue::Backoff(FailureKind::QuotaExceeded));
+    let head = crate::batch_evaluation::queue::Place {
+        position: 1,
+        blocker: crate::batch_evaluation::queue::Blocker::Quota {
+            since: now(),
+            active: 2,
+            retry_at: now() + jiff::SignedDuration::from_secs(10),
+        },
+        ..place(1)
+    };
+    let out = outcome(&snapshot(&obj), &refused, Some(&head), POLL, now());
+    assert_eq!(out.requeue, Requeue::After(Duration::from_secs(10)));
     assert_eq!(reasons(&out), [("Queued", false)]);
+    // Behind the head, nobody probes: they are woken when the queue moves.
+    let behind = crate::batch_evaluation::queue::Place {
+        position: 2,
+        ..head
+    };
+    let out = outcome(&snapshot(&obj), &refused, Some(&behind), POLL, now());
+    assert_eq!(out.requeue, Requeue::After(QUEUE_RECHECK_INTERVAL));
 }
