@@ -166,11 +166,11 @@ fn queued(obj: &Value) -> bool {
 /// The emulator's quota is 2; twelve objects arrive at once. Before the first refusal the
 /// operator does not know the quota, so the first Starts race; from the first 402 on, the
 /// queue starts the rest one at a time in creation order, each when one of the operator's own
-/// jobs finishes, and never more than two run.
+/// jobs finishes, and never more than two run; the operator is killed while ten wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_aws_quota_queues_twelve_objects_in_creation_order() -> anyhow::Result<()> {
     let ns = "quota";
-    let env = env(Some(2), &[]).await?;
+    let mut env = env(Some(2), &[]).await?;
     env.create_namespace(ns).await?;
     let names = names("q", 12);
     let since = Instant::now();
@@ -185,10 +185,13 @@ async fn the_aws_quota_queues_twelve_objects_in_creation_order() -> anyhow::Resu
         message.contains("position") && message.contains("quota"),
         "the queued condition tells the place and what it waits for: {message}"
     );
+    // The operator dies while ten objects wait: the new one reads the queue from the objects.
+    env.operator.kill_hard();
+    env.operator.restart().await?;
     wait_all_ready(&env, ns, &names).await?;
     let took = since.elapsed();
     let timeline = Timeline::of(&env, ns, &names).await?;
-    timeline.print("quota 2, 12 objects", took, &sampler.finish());
+    timeline.print("quota 2, 12 objects, kill", took, &sampler.finish());
     println!(
         "job duration {:.1} s: {:.1} job durations in all (6 would be perfect packing)",
         JOB.as_secs_f64(),
@@ -282,6 +285,19 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
         env.calls(Operation::StartBatchEvaluation)
     );
     ensure!(env.emulator.jobs().len() == 9, "one job per remaining object");
+
+    // The restarted operator saw objects wait: the wait is measured, the depth exported.
+    let metrics = support::metrics::scrape(env.metrics_port).await?;
+    let waited = metrics
+        .lines()
+        .find(|l| l.starts_with("agentcore_operator_start_queue_wait_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .context("the queue wait histogram is exported")?;
+    ensure!(waited >= 1.0, "objects that waited are measured: {waited}");
+    ensure!(
+        metrics.contains("agentcore_operator_start_queue_depth{region=\"us-west-2\"} 0"),
+        "the queue is empty at the end, per region"
+    );
     Ok(())
 }
 

@@ -32,7 +32,9 @@ use crate::{
         drive::{Acted, Driven},
         lifecycle::{Step, Wait},
         queue::{self, Admission, Blocker, Candidate, Place, QuotaFull, RegionQueue},
+        reason::Reason,
         snapshot::{Snapshot, region_of, waits_to_start},
+        status,
     },
     metrics::Metrics,
     remote::RemoteStatus,
@@ -124,7 +126,10 @@ impl StartQueue {
         if !waits_to_start(obj) {
             return None;
         }
+        // An object that was queued before a restart or a leader change keeps its place: its
+        // status says so, before any refusal is seen again.
         let engaged = self.limit.is_some()
+            || status::recorded_reason(obj.status.as_ref()) == Some(Reason::Queued.as_str())
             || self
                 .lock()
                 .get(&snapshot.region)
@@ -268,6 +273,8 @@ impl StartQueue {
             }
         }
         if moved {
+            self.metrics
+                .set_queue_depth(&snapshot.region, state.queued.len());
             for head in state.head.iter().filter(|r| r.extra.uid.as_ref() != Some(uid)) {
                 // The controller is gone when the send fails: nothing left to wake.
                 let _ = cache.wake.unbounded_send(head.clone());

@@ -427,14 +427,21 @@ pub fn recorded_stall(
         .and_then(|c| Reason::stall(&c.reason))
 }
 
+/// The reason of the recorded Ready condition.
+#[must_use]
+pub fn recorded_reason(status: Option<&BatchEvaluationStatus>) -> Option<&str> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| c.reason.as_str())
+}
+
 /// Whether the recorded Ready condition reports a failing AWS call (so the status is not a
 /// fresh observation of the job).
 #[must_use]
 pub fn recorded_failure(status: &BatchEvaluationStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == READY && Reason::is_recorded_failure(&c.reason))
+    recorded_reason(Some(status)).is_some_and(Reason::is_recorded_failure)
 }
 
 /// Whether `desired` differs from `current` in anything but `last_synced_at`.
