@@ -474,6 +474,42 @@ def test_jobs_are_regional(emu, client):
     assert frankfurt.list_batch_evaluations()["batchEvaluations"] == []
 
 
+def test_active_job_quota_is_a_modeled_402():
+    emu = Emulator("--job-duration", "10m", "--stop-duration", "10m", "--max-active-jobs", "1")
+    try:
+        client = emu.client()
+        token = "quota-" + "1" * 40
+        first = start(client, "quota_a", clientToken=token)
+        with pytest.raises(client.exceptions.ServiceQuotaExceededException) as raised:
+            start(client, "quota_b")
+        error = raised.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 402
+        assert error["Error"]["Code"] == "ServiceQuotaExceededException"
+        assert error["Error"]["Message"]
+        assert isinstance(raised.value, botocore.exceptions.ClientError)
+        # The idempotent retry of the started job is answered with it, not with 402.
+        assert start(client, "quota_a", clientToken=token)["batchEvaluationId"] == first["batchEvaluationId"]
+        # Another region has its own quota.
+        assert start(emu.client(region="eu-central-1"), "quota_b")["status"] == "PENDING"
+        status, quota = emu.admin("GET", "quota")
+        assert status == 200 and quota["maxActiveJobs"] == 1
+        usage = {(u["account"], u["region"]): u for u in quota["usage"]}
+        assert usage[("123456789012", REGION)]["peakActive"] == 1
+        assert usage[("123456789012", REGION)]["active"] == 1
+        # Raised at run time, the quota lets the next Start through.
+        status, quota = emu.admin("PUT", "quota", {"maxActiveJobs": 2})
+        assert status == 200 and quota["maxActiveJobs"] == 2
+        assert start(client, "quota_b")["status"] == "PENDING"
+        _, quota = emu.admin("GET", "quota")
+        assert {(u["region"], u["peakActive"]) for u in quota["usage"]} == {(REGION, 2), ("eu-central-1", 1)}
+        status, _ = emu.admin("PUT", "quota", {"maxActiveJobs": -1})
+        assert status == 400
+        status, quota = emu.admin("PUT", "quota", {"maxActiveJobs": None})
+        assert status == 200 and quota["maxActiveJobs"] is None
+    finally:
+        assert emu.stop() == 0
+
+
 def test_fault_flags_on_the_command_line(tmp_path):
     config = tmp_path / "faults.json"
     config.write_text(json.dumps({"GetBatchEvaluation": {"errorRate": {"rate": 1.0, "error": "AccessDeniedException"}}}))

@@ -31,6 +31,31 @@ pub(crate) async fn objects(State(app): State<Arc<AppState>>) -> Response {
     Json(app.objects.snapshot()).into_response()
 }
 
+/// The quota of active jobs and, per account and region, the active jobs and their peak.
+pub(crate) async fn get_quota(State(app): State<Arc<AppState>>) -> Response {
+    Json(app.store.quota()).into_response()
+}
+
+/// Body of `PUT /_emulator/quota`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QuotaSetting {
+    /// `null` or absent: unlimited.
+    #[serde(default)]
+    max_active_jobs: Option<u32>,
+}
+
+/// Replaces the quota of active jobs per account and region until the next reset.
+pub(crate) async fn put_quota(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let setting = match serde_json::from_slice::<QuotaSetting>(&body) {
+        Ok(setting) => setting,
+        Err(e) => return bad_request(format!("invalid quota setting: {e}")),
+    };
+    app.store.set_max_active(setting.max_active_jobs);
+    tracing::info!(max_active_jobs = ?setting.max_active_jobs, "quota replaced");
+    Json(app.store.quota()).into_response()
+}
+
 pub(crate) async fn get_faults(State(app): State<Arc<AppState>>) -> Response {
     Json(app.faults.current()).into_response()
 }

@@ -49,6 +49,14 @@ impl JobStatus {
         }
     }
 
+    /// Active statuses: the job counts against the account's quota of concurrent jobs.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Pending | JobStatus::InProgress | JobStatus::Stopping
+        )
+    }
+
     /// Terminal statuses: the job will not change again until it is deleted.
     pub fn is_terminal(self) -> bool {
         matches!(

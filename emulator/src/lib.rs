@@ -62,7 +62,7 @@ pub use crate::{
     objects::ObjectOps,
     operation::{Operation, UnknownOperation},
     stats::{OUTCOME_DROPPED, OUTCOME_MALFORMED, Stats},
-    store::JobInfo,
+    store::{JobInfo, QuotaReport, QuotaUsage},
     wire::{ErrorCode, UnknownErrorCode},
 };
 
@@ -93,6 +93,9 @@ pub struct EmulatorConfig {
     pub faults: FaultConfig,
     /// Seed for ids and fault rates, for reproducible runs.
     pub seed: Option<u64>,
+    /// Most active (PENDING, IN_PROGRESS, STOPPING) jobs per account and region; a Start
+    /// beyond it answers `ServiceQuotaExceededException` (402). `None`: unlimited.
+    pub max_active_jobs: Option<u32>,
 }
 
 impl Default for EmulatorConfig {
@@ -108,6 +111,7 @@ impl Default for EmulatorConfig {
             default_session_count: 10,
             faults: FaultConfig::default(),
             seed: None,
+            max_active_jobs: None,
         }
     }
 }
@@ -160,13 +164,13 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let store = Store::new(
         StoreConfig {
-            account_id: config.account_id,
             timing: Timing {
                 job: config.job_duration,
                 stop: config.stop_duration,
                 delete: config.delete_duration,
             },
             outcome: config.default_outcome,
+            max_active: config.max_active_jobs,
         },
         Clock::start(),
         config.seed,
@@ -179,6 +183,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         faults: FaultEngine::new(config.faults, fault_seed),
         stats: StatsRecorder::default(),
         objects: ObjectRecorder::default(),
+        default_account: config.account_id,
         default_region: config.default_region,
         default_session_count: config.default_session_count,
         shutdown: shutdown_rx.clone(),
@@ -231,6 +236,23 @@ impl RunningEmulator {
     /// Every job ever created, oldest first, including deleted ones.
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.app.store.jobs()
+    }
+
+    /// The quota of active jobs in force and, per account and region, the active jobs and the
+    /// most ever active at once.
+    pub fn quota(&self) -> QuotaReport {
+        self.app.store.quota()
+    }
+
+    /// The most jobs ever active at once in `account` and `region` (since start or reset).
+    pub fn peak_active_jobs(&self, account: &str, region: &str) -> u32 {
+        self.quota().usage(account, region).peak_active
+    }
+
+    /// Replaces the quota of active jobs per account and region (`None`: unlimited) until
+    /// the next reset, which restores [`EmulatorConfig::max_active_jobs`].
+    pub fn set_max_active_jobs(&self, max: Option<u32>) {
+        self.app.store.set_max_active(max);
     }
 
     /// The faults in force now, per operation, with the script steps not yet consumed.

@@ -77,6 +77,10 @@ struct Args {
     /// Seed for ids and fault rates.
     #[arg(long)]
     seed: Option<u64>,
+    /// Most active (PENDING, IN_PROGRESS, STOPPING) jobs per account and region; a Start
+    /// beyond it answers ServiceQuotaExceededException (402). Unlimited when absent.
+    #[arg(long, value_name = "N")]
+    max_active_jobs: Option<u32>,
     /// Log format on stderr (level via RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -251,6 +255,7 @@ async fn main() -> anyhow::Result<()> {
         default_session_count: args.default_sessions,
         faults,
         seed: args.seed,
+        max_active_jobs: args.max_active_jobs,
     };
     let emulator = agentcore_emulator::start(config).await?;
     // Scripts and test fixtures wait for this line (and read the port from it).

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub faults: FaultEngine,
     pub stats: StatsRecorder,
     pub objects: ObjectRecorder,
+    /// The account of requests signed with base (not emulator-issued) credentials.
+    pub default_account: String,
     pub default_region: String,
     pub default_session_count: u32,
     pub shutdown: watch::Receiver<bool>,
@@ -78,6 +80,10 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/_emulator/stats", get(admin::stats))
         .route("/_emulator/jobs", get(admin::jobs))
         .route("/_emulator/objects", get(admin::objects))
+        .route(
+            "/_emulator/quota",
+            get(admin::get_quota).put(admin::put_quota),
+        )
         .route(
             "/_emulator/faults",
             get(admin::get_faults)

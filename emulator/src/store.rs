@@ -47,9 +47,57 @@ impl Clock {
 /// Settings that apply to every job unless its tags override them.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreConfig {
-    pub account_id: String,
     pub timing: Timing,
     pub outcome: Outcome,
+    /// Most active (PENDING, IN_PROGRESS, STOPPING) jobs per account and region; `None` is
+    /// unlimited. Changed at run time by [`Store::set_max_active`], restored by reset.
+    pub max_active: Option<u32>,
+}
+
+/// Where a request acts: the caller's account and the region of its credential scope. Jobs,
+/// names, client tokens and the quota are all per scope, as in separate AWS accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Scope {
+    pub account: String,
+    pub region: String,
+}
+
+/// Active jobs and the most ever active at once, in one account and region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaUsage {
+    pub account: String,
+    pub region: String,
+    /// Jobs PENDING, IN_PROGRESS or STOPPING now.
+    pub active: u32,
+    /// The most jobs ever active at once (since start or reset).
+    pub peak_active: u32,
+}
+
+/// The quota in force and its use per account and region, as `/_emulator/quota` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReport {
+    /// `None` (JSON `null`) when unlimited.
+    pub max_active_jobs: Option<u32>,
+    /// Every account and region that ever started a job, sorted.
+    pub usage: Vec<QuotaUsage>,
+}
+
+impl QuotaReport {
+    /// The usage of `account` in `region` (zeros if it never started a job).
+    pub fn usage(&self, account: &str, region: &str) -> QuotaUsage {
+        self.usage
+            .iter()
+            .find(|u| u.account == account && u.region == region)
+            .cloned()
+            .unwrap_or_else(|| QuotaUsage {
+                account: account.to_owned(),
+                region: region.to_owned(),
+                active: 0,
+                peak_active: 0,
+            })
+    }
 }
 
 /// A job as one request sees it.
@@ -70,6 +118,7 @@ pub struct JobInfo {
     pub id: String,
     pub arn: String,
     pub name: String,
+    pub account: String,
     pub region: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -99,7 +148,7 @@ impl JobInfo {
 struct JobRecord {
     id: String,
     arn: String,
-    region: String,
+    scope: Scope,
     spec: Arc<JobSpec>,
     lifecycle: Lifecycle,
     stop_calls: u32,
@@ -110,14 +159,24 @@ struct Inner {
     jobs: HashMap<String, JobRecord>,
     /// Ids in creation order; the position is the job's sequence number, used by List cursors.
     order: Vec<String>,
-    /// (region, name) → id of the job that last took the name; stale once that job is gone.
-    names: HashMap<(String, String), String>,
-    /// (region, clientToken) → id. Kept after the job is gone: the real service remembers
+    /// (scope, name) → id of the job that last took the name; stale once that job is gone.
+    names: HashMap<(Scope, String), String>,
+    /// (scope, clientToken) → id. Kept after the job is gone: the real service remembers
     /// tokens for hours, and handing out a fresh job for an old token would break
     /// "at most one job per token". A retry for a gone job therefore replays the original
     /// response, and the follow-up Get answers 404, which clients already handle.
-    tokens: HashMap<(String, String), String>,
+    tokens: HashMap<(Scope, String), String>,
+    /// Per scope: ids of the jobs that were active when last looked at (pruned on each Start;
+    /// a job never becomes active again once it left the active statuses) and the peak.
+    active: BTreeMap<Scope, ActiveJobs>,
+    max_active: Option<u32>,
     rng: StdRng,
+}
+
+#[derive(Default)]
+struct ActiveJobs {
+    ids: Vec<String>,
+    peak: u32,
 }
 
 pub(crate) struct Store {
@@ -132,15 +191,17 @@ impl Store {
     pub(crate) fn new(config: StoreConfig, clock: Clock, seed: Option<u64>) -> Self {
         let rng = seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64);
         Store {
-            config,
             clock,
             inner: Mutex::new(Inner {
                 jobs: HashMap::new(),
                 order: Vec::new(),
                 names: HashMap::new(),
                 tokens: HashMap::new(),
+                active: BTreeMap::new(),
+                max_active: config.max_active,
                 rng,
             }),
+            config,
         }
     }
 
@@ -161,25 +222,25 @@ impl Store {
         }
     }
 
-    /// The record for `id` in `region`, gone or not.
+    /// The record for `id` in `scope`, gone or not.
     fn record<'a>(
         inner: &'a mut Inner,
-        region: &str,
+        scope: &Scope,
         id: &str,
     ) -> Result<&'a mut JobRecord, ApiError> {
         inner
             .jobs
             .get_mut(id)
-            .filter(|record| record.region == region)
+            .filter(|record| record.scope == *scope)
             .ok_or_else(|| ApiError::not_found(id))
     }
 
-    pub(crate) fn start(&self, region: &str, spec: JobSpec) -> Result<JobView, ApiError> {
+    pub(crate) fn start(&self, scope: &Scope, spec: JobSpec) -> Result<JobView, ApiError> {
         let mut inner = self.lock();
         let now = self.clock.now();
 
         if let Some(token) = &spec.client_token {
-            let key = (region.to_owned(), token.clone());
+            let key = (scope.clone(), token.clone());
             if let Some(record) = inner.tokens.get(&key).and_then(|id| inner.jobs.get(id)) {
                 if record.spec.fingerprint != spec.fingerprint {
                     return Err(ApiError::validation(
@@ -202,13 +263,23 @@ impl Store {
             }
         }
 
-        let name_key = (region.to_owned(), spec.name.clone());
+        let name_key = (scope.clone(), spec.name.clone());
         if let Some(holder) = inner.names.get(&name_key).and_then(|id| inner.jobs.get(id))
             && holder.lifecycle.observe(now).is_some()
         {
             return Err(ApiError::conflict(format!(
                 "A batch evaluation named {} already exists ({})",
                 spec.name, holder.id
+            )));
+        }
+
+        let active = Self::active_now(&mut inner, scope, now);
+        if let Some(max) = inner.max_active
+            && active >= max
+        {
+            return Err(ApiError::quota_exceeded(format!(
+                "The account has reached its quota of {max} active batch evaluations in {}",
+                scope.region
             )));
         }
 
@@ -227,12 +298,13 @@ impl Store {
         let outcome = spec.overrides.outcome.unwrap_or(self.config.outcome);
         let record = JobRecord {
             arn: format!(
-                "arn:{}:bedrock-agentcore:{region}:{}:batch-evaluation/{id}",
-                partition(region),
-                self.config.account_id
+                "arn:{}:bedrock-agentcore:{}:{}:batch-evaluation/{id}",
+                partition(&scope.region),
+                scope.region,
+                scope.account
             ),
             id: id.clone(),
-            region: region.to_owned(),
+            scope: scope.clone(),
             lifecycle: Lifecycle::new(now, timing, outcome),
             spec: Arc::new(spec),
             stop_calls: 0,
@@ -248,7 +320,12 @@ impl Store {
         if let Some(token) = &record.spec.client_token {
             inner
                 .tokens
-                .insert((region.to_owned(), token.clone()), id.clone());
+                .insert((scope.clone(), token.clone()), id.clone());
+        }
+        if observation.status.is_active() {
+            let entry = inner.active.entry(scope.clone()).or_default();
+            entry.ids.push(id.clone());
+            entry.peak = entry.peak.max(active + 1);
         }
         inner.names.insert(name_key, id.clone());
         inner.order.push(id.clone());
@@ -256,10 +333,55 @@ impl Store {
         Ok(view)
     }
 
-    pub(crate) fn get(&self, region: &str, id: &str) -> Result<JobView, ApiError> {
+    /// Prunes the jobs of `scope` that left the active statuses and counts the rest. Active
+    /// counts only fall between Starts, so a peak taken at each Start is the true peak.
+    fn active_now(inner: &mut Inner, scope: &Scope, now: Tick) -> u32 {
+        let Inner { jobs, active, .. } = inner;
+        let Some(entry) = active.get_mut(scope) else {
+            return 0;
+        };
+        entry.ids.retain(|id| {
+            jobs.get(id)
+                .and_then(|r| r.lifecycle.observe(now))
+                .is_some_and(|o| o.status.is_active())
+        });
+        u32::try_from(entry.ids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Replaces the quota of active jobs per account and region (`None`: unlimited). Jobs
+    /// already active stay; only later Starts are refused.
+    pub(crate) fn set_max_active(&self, max: Option<u32>) {
+        self.lock().max_active = max;
+    }
+
+    /// The quota in force and, per account and region, the active jobs and their peak.
+    pub(crate) fn quota(&self) -> QuotaReport {
         let mut inner = self.lock();
         let now = self.clock.now();
-        let record = Self::record(&mut inner, region, id)?;
+        let scopes: Vec<Scope> = inner.active.keys().cloned().collect();
+        let usage = scopes
+            .into_iter()
+            .map(|scope| {
+                let active = Self::active_now(&mut inner, &scope, now);
+                let peak_active = inner.active.get(&scope).map_or(0, |e| e.peak);
+                QuotaUsage {
+                    account: scope.account,
+                    region: scope.region,
+                    active,
+                    peak_active,
+                }
+            })
+            .collect();
+        QuotaReport {
+            max_active_jobs: inner.max_active,
+            usage,
+        }
+    }
+
+    pub(crate) fn get(&self, scope: &Scope, id: &str) -> Result<JobView, ApiError> {
+        let mut inner = self.lock();
+        let now = self.clock.now();
+        let record = Self::record(&mut inner, scope, id)?;
         let observation = record
             .lifecycle
             .observe(now)
@@ -271,7 +393,7 @@ impl Store {
     /// pages stay stable while jobs are created or deleted between calls.
     pub(crate) fn list(
         &self,
-        region: &str,
+        scope: &Scope,
         max_results: usize,
         next_token: Option<&str>,
     ) -> Result<(Vec<JobView>, Option<String>), ApiError> {
@@ -297,7 +419,7 @@ impl Store {
             .rev()
             .filter_map(|(seq, id)| {
                 let record = inner.jobs.get(id)?;
-                if record.region != region {
+                if record.scope != *scope {
                     return None;
                 }
                 record.lifecycle.observe(now).map(|obs| (seq, record, obs))
@@ -311,10 +433,10 @@ impl Store {
         Ok((page, next))
     }
 
-    pub(crate) fn stop(&self, region: &str, id: &str) -> Result<JobView, ApiError> {
+    pub(crate) fn stop(&self, scope: &Scope, id: &str) -> Result<JobView, ApiError> {
         let mut inner = self.lock();
         let now = self.clock.now();
-        let record = Self::record(&mut inner, region, id)?;
+        let record = Self::record(&mut inner, scope, id)?;
         record.stop_calls += 1;
         match record.lifecycle.stop(now) {
             Ok(_) => {
@@ -331,10 +453,10 @@ impl Store {
         }
     }
 
-    pub(crate) fn delete(&self, region: &str, id: &str) -> Result<JobView, ApiError> {
+    pub(crate) fn delete(&self, scope: &Scope, id: &str) -> Result<JobView, ApiError> {
         let mut inner = self.lock();
         let now = self.clock.now();
-        let record = Self::record(&mut inner, region, id)?;
+        let record = Self::record(&mut inner, scope, id)?;
         record.delete_calls += 1;
         let before = record
             .lifecycle
@@ -375,7 +497,8 @@ impl Store {
                     id: r.id.clone(),
                     arn: r.arn.clone(),
                     name: r.spec.name.clone(),
-                    region: r.region.clone(),
+                    account: r.scope.account.clone(),
+                    region: r.scope.region.clone(),
                     client_token: r.spec.client_token.clone(),
                     status: observation
                         .map_or(JobInfo::GONE, |o| o.status.as_str())
@@ -406,6 +529,8 @@ impl Store {
         inner.order.clear();
         inner.names.clear();
         inner.tokens.clear();
+        inner.active.clear();
+        inner.max_active = self.config.max_active;
     }
 }
 
@@ -431,6 +556,7 @@ fn decode_token(token: &str) -> Option<usize> {
 mod tests {
     use std::time::Duration;
 
+    use axum::response::IntoResponse;
     use serde_json::json;
 
     use super::*;
@@ -441,9 +567,9 @@ mod tests {
     fn store(job: Duration, stop: Duration, delete: Duration) -> Store {
         Store::new(
             StoreConfig {
-                account_id: "123456789012".into(),
                 timing: Timing { job, stop, delete },
                 outcome: Outcome::Completed,
+                max_active: None,
             },
             Clock::start(),
             Some(42),
@@ -465,11 +591,21 @@ mod tests {
     }
 
     const REGION: &str = "us-west-2";
+    const ACCOUNT: &str = "123456789012";
+
+    fn at(region: &str) -> Scope {
+        Scope {
+            account: ACCOUNT.into(),
+            region: region.into(),
+        }
+    }
 
     #[test]
     fn start_assigns_ids_and_arns_matching_the_model() {
         let s = store(FOREVER, FOREVER, FOREVER);
-        let view = s.start(REGION, spec("my_eval", None, json!({}))).unwrap();
+        let view = s
+            .start(&at(REGION), spec("my_eval", None, json!({})))
+            .unwrap();
         let re = regex::Regex::new("^[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}$").unwrap();
         assert!(re.is_match(&view.id), "{}", view.id);
         assert!(view.id.starts_with("my_eval-"));
@@ -488,23 +624,23 @@ mod tests {
         let s = store(FOREVER, FOREVER, FOREVER);
         let token = "a".repeat(36);
         let first = s
-            .start(REGION, spec("e1", Some(&token), json!({})))
+            .start(&at(REGION), spec("e1", Some(&token), json!({})))
             .unwrap();
         let again = s
-            .start(REGION, spec("e1", Some(&token), json!({})))
+            .start(&at(REGION), spec("e1", Some(&token), json!({})))
             .unwrap();
         assert_eq!(first.id, again.id);
         assert_eq!(s.jobs().len(), 1);
         let err = s
             .start(
-                REGION,
+                &at(REGION),
                 spec("e1", Some(&token), json!({ "description": "changed" })),
             )
             .unwrap_err();
         assert_eq!(err.reason(), Some("IdempotentParameterMismatchException"));
         // The same token in another region is another request.
         let other = s
-            .start("eu-west-1", spec("e1", Some(&token), json!({})))
+            .start(&at("eu-west-1"), spec("e1", Some(&token), json!({})))
             .unwrap();
         assert_ne!(other.id, first.id);
     }
@@ -513,27 +649,27 @@ mod tests {
     fn names_are_unique_among_live_jobs_and_freed_when_gone() {
         let s = store(Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let first = s
-            .start(REGION, spec("dup", Some(&"b".repeat(40)), json!({})))
+            .start(&at(REGION), spec("dup", Some(&"b".repeat(40)), json!({})))
             .unwrap();
         let err = s
-            .start(REGION, spec("dup", Some(&"c".repeat(40)), json!({})))
+            .start(&at(REGION), spec("dup", Some(&"c".repeat(40)), json!({})))
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::ConflictException);
         assert_eq!(
-            s.delete(REGION, &first.id).unwrap().observation.status,
+            s.delete(&at(REGION), &first.id).unwrap().observation.status,
             JobStatus::Deleting
         );
         assert_eq!(
-            s.get(REGION, &first.id).unwrap_err().code,
+            s.get(&at(REGION), &first.id).unwrap_err().code,
             ErrorCode::ResourceNotFoundException
         );
         let second = s
-            .start(REGION, spec("dup", Some(&"c".repeat(40)), json!({})))
+            .start(&at(REGION), spec("dup", Some(&"c".repeat(40)), json!({})))
             .unwrap();
         assert_ne!(second.id, first.id);
         // The old token still answers with the old (gone) job.
         let replay = s
-            .start(REGION, spec("dup", Some(&"b".repeat(40)), json!({})))
+            .start(&at(REGION), spec("dup", Some(&"b".repeat(40)), json!({})))
             .unwrap();
         assert_eq!(replay.id, first.id);
         let jobs = s.jobs();
@@ -544,27 +680,27 @@ mod tests {
     #[test]
     fn stop_and_delete_conflicts() {
         let s = store(FOREVER, FOREVER, FOREVER);
-        let job = s.start(REGION, spec("e", None, json!({}))).unwrap();
-        let conflict = s.delete(REGION, &job.id).unwrap_err();
+        let job = s.start(&at(REGION), spec("e", None, json!({}))).unwrap();
+        let conflict = s.delete(&at(REGION), &job.id).unwrap_err();
         assert_eq!(conflict.code, ErrorCode::ConflictException);
         assert_eq!(
-            s.stop(REGION, &job.id).unwrap().observation.status,
+            s.stop(&at(REGION), &job.id).unwrap().observation.status,
             JobStatus::Stopping
         );
         assert_eq!(
-            s.stop(REGION, &job.id).unwrap().observation.status,
+            s.stop(&at(REGION), &job.id).unwrap().observation.status,
             JobStatus::Stopping
         );
         assert_eq!(
-            s.delete(REGION, &job.id).unwrap_err().code,
+            s.delete(&at(REGION), &job.id).unwrap_err().code,
             ErrorCode::ConflictException
         );
         assert_eq!(
-            s.get("eu-west-1", &job.id).unwrap_err().code,
+            s.get(&at("eu-west-1"), &job.id).unwrap_err().code,
             ErrorCode::ResourceNotFoundException
         );
         assert_eq!(
-            s.stop(REGION, "nope-0123456789").unwrap_err().code,
+            s.stop(&at(REGION), "nope-0123456789").unwrap_err().code,
             ErrorCode::ResourceNotFoundException
         );
         let info = &s.jobs()[0];
@@ -576,18 +712,18 @@ mod tests {
         let s = store(Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let ids: Vec<String> = (0..7)
             .map(|i| {
-                s.start(REGION, spec(&format!("j{i}"), None, json!({})))
+                s.start(&at(REGION), spec(&format!("j{i}"), None, json!({})))
                     .unwrap()
                     .id
             })
             .collect();
-        s.start("eu-west-1", spec("elsewhere", None, json!({})))
+        s.start(&at("eu-west-1"), spec("elsewhere", None, json!({})))
             .unwrap();
-        s.delete(REGION, &ids[3]).unwrap();
+        s.delete(&at(REGION), &ids[3]).unwrap();
         let mut seen = Vec::new();
         let mut token = None;
         loop {
-            let (page, next) = s.list(REGION, 2, token.as_deref()).unwrap();
+            let (page, next) = s.list(&at(REGION), 2, token.as_deref()).unwrap();
             assert!(!page.is_empty(), "no empty pages");
             seen.extend(page.into_iter().map(|v| v.id));
             match next {
@@ -602,22 +738,140 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(seen, expected);
-        assert!(s.list(REGION, 2, Some("garbage")).is_err());
-        assert!(s.list(REGION, 2, Some("page-9999999999")).is_err());
+        assert!(s.list(&at(REGION), 2, Some("garbage")).is_err());
+        assert!(s.list(&at(REGION), 2, Some("page-9999999999")).is_err());
     }
 
     #[test]
     fn reset_forgets_everything() {
         let s = store(FOREVER, FOREVER, FOREVER);
-        s.start(REGION, spec("e", Some(&"d".repeat(40)), json!({})))
+        s.start(&at(REGION), spec("e", Some(&"d".repeat(40)), json!({})))
             .unwrap();
         s.reset();
         assert!(s.jobs().is_empty());
-        assert!(s.list(REGION, 10, None).unwrap().0.is_empty());
+        assert!(s.list(&at(REGION), 10, None).unwrap().0.is_empty());
         s.start(
-            REGION,
+            &at(REGION),
             spec("e", Some(&"d".repeat(40)), json!({ "description": "new" })),
         )
         .unwrap();
+    }
+
+    fn limited(max: u32) -> Store {
+        let s = store(FOREVER, Duration::ZERO, FOREVER);
+        s.set_max_active(Some(max));
+        s
+    }
+
+    #[test]
+    fn the_quota_refuses_starts_beyond_the_active_limit_with_402() {
+        let s = limited(2);
+        let a = s
+            .start(&at(REGION), spec("a", Some(&"a".repeat(40)), json!({})))
+            .unwrap();
+        s.start(&at(REGION), spec("b", None, json!({}))).unwrap();
+        let err = s
+            .start(&at(REGION), spec("c", Some(&"c".repeat(40)), json!({})))
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
+        assert_eq!(
+            err.clone().into_response().status(),
+            axum::http::StatusCode::PAYMENT_REQUIRED
+        );
+        assert_eq!(err.body()["__type"], "ServiceQuotaExceededException");
+        // Nothing was created, and the name and the token stay free.
+        assert_eq!(s.jobs().len(), 2);
+        // An idempotent retry of a started job still answers that job.
+        let retry = s
+            .start(&at(REGION), spec("a", Some(&"a".repeat(40)), json!({})))
+            .unwrap();
+        assert_eq!(retry.id, a.id);
+        // Another region (and another account) has a quota of its own.
+        s.start(&at("eu-west-1"), spec("c", None, json!({})))
+            .unwrap();
+        let other = Scope {
+            account: "210987654321".into(),
+            region: REGION.into(),
+        };
+        s.start(&other, spec("c", None, json!({}))).unwrap();
+        // A stopped job (stop takes no time here) frees its slot.
+        assert_eq!(
+            s.stop(&at(REGION), &a.id).unwrap().observation.status,
+            JobStatus::Stopped
+        );
+        let c = s
+            .start(&at(REGION), spec("c", Some(&"c".repeat(40)), json!({})))
+            .unwrap();
+        assert_eq!(c.observation.status, JobStatus::Pending);
+        let report = s.quota();
+        assert_eq!(report.max_active_jobs, Some(2));
+        let here = report.usage(ACCOUNT, REGION);
+        assert_eq!((here.active, here.peak_active), (2, 2));
+        assert_eq!(report.usage(ACCOUNT, "eu-west-1").peak_active, 1);
+        assert_eq!(report.usage("210987654321", REGION).peak_active, 1);
+        assert_eq!(report.usage(ACCOUNT, "ap-south-1").peak_active, 0);
+    }
+
+    #[test]
+    fn stopping_jobs_hold_their_slot() {
+        let s = store(FOREVER, FOREVER, FOREVER);
+        s.set_max_active(Some(1));
+        let a = s.start(&at(REGION), spec("a", None, json!({}))).unwrap();
+        assert_eq!(
+            s.stop(&at(REGION), &a.id).unwrap().observation.status,
+            JobStatus::Stopping
+        );
+        let err = s
+            .start(&at(REGION), spec("b", None, json!({})))
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
+    }
+
+    #[test]
+    fn finished_jobs_do_not_count_and_the_peak_survives_them() {
+        let s = store(Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        s.set_max_active(Some(1));
+        for i in 0..3 {
+            let view = s
+                .start(&at(REGION), spec(&format!("done{i}"), None, json!({})))
+                .unwrap();
+            assert_eq!(view.observation.status, JobStatus::Completed);
+        }
+        // Jobs that finish at once are never active.
+        assert_eq!(s.quota().usage(ACCOUNT, REGION).peak_active, 0);
+        s.set_max_active(Some(0));
+        let err = s
+            .start(&at(REGION), spec("none", None, json!({})))
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
+    }
+
+    #[test]
+    fn the_peak_counts_jobs_active_at_once_and_reset_restores_the_limit() {
+        let s = limited(3);
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                s.start(&at(REGION), spec(&format!("p{i}"), None, json!({})))
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        s.stop(&at(REGION), &ids[0]).unwrap();
+        s.stop(&at(REGION), &ids[1]).unwrap();
+        s.start(&at(REGION), spec("p3", None, json!({}))).unwrap();
+        let usage = s.quota().usage(ACCOUNT, REGION);
+        assert_eq!((usage.active, usage.peak_active), (2, 3));
+        s.set_max_active(None);
+        for i in 4..10 {
+            s.start(&at(REGION), spec(&format!("p{i}"), None, json!({})))
+                .unwrap();
+        }
+        assert_eq!(s.quota().usage(ACCOUNT, REGION).peak_active, 8);
+        assert_eq!(s.quota().max_active_jobs, None);
+        s.reset();
+        let report = s.quota();
+        assert!(report.usage.is_empty());
+        // The store was built unlimited; reset restores that, not the run-time setting.
+        assert_eq!(report.max_active_jobs, None);
     }
 }

@@ -194,6 +194,11 @@ impl ApiError {
         ApiError::new(ErrorCode::ConflictException, message)
     }
 
+    /// 402: the account has as many active jobs as its quota allows.
+    pub(crate) fn quota_exceeded(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::ServiceQuotaExceededException, message)
+    }
+
     #[cfg(test)]
     pub(crate) fn reason(&self) -> Option<&'static str> {
         self.validation.as_ref().map(|(reason, _)| reason.as_str())

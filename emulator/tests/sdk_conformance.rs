@@ -1452,3 +1452,83 @@ async fn jobs_are_regional() {
     assert!(other.batch_evaluation_arn().contains(":eu-central-1:"));
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_active_job_quota_answers_the_typed_402() {
+    let emu = emulator(EmulatorConfig {
+        max_active_jobs: Some(2),
+        ..slow()
+    })
+    .await;
+    let client = client(&emu).await;
+    let first = start(&client, "quota_a")
+        .client_token(token("quota-a"))
+        .send()
+        .await
+        .unwrap();
+    start(&client, "quota_b").send().await.unwrap();
+
+    let err = start(&client, "quota_c")
+        .client_token(token("quota-c"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), Some(402));
+    let service = err.into_service_error();
+    assert!(
+        service.is_service_quota_exceeded_exception(),
+        "got {service:?}"
+    );
+    assert!(service.meta().message().is_some_and(|m| !m.is_empty()));
+    assert_eq!(service.meta().code(), Some("ServiceQuotaExceededException"));
+
+    // An idempotent retry of a job that was started is answered with that job, not 402.
+    let retry = start(&client, "quota_a")
+        .client_token(token("quota-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.batch_evaluation_id(), first.batch_evaluation_id());
+    assert_eq!(emu.jobs().len(), 2, "the refused Start created nothing");
+
+    // A job leaving the active statuses frees a slot; STOPPING still holds it.
+    client
+        .stop_batch_evaluation()
+        .batch_evaluation_id(first.batch_evaluation_id())
+        .send()
+        .await
+        .unwrap();
+    let still = start(&client, "quota_c").send().await.unwrap_err();
+    assert!(
+        still
+            .into_service_error()
+            .is_service_quota_exceeded_exception()
+    );
+    emu.set_max_active_jobs(Some(3));
+    start(&client, "quota_c")
+        .client_token(token("quota-c"))
+        .send()
+        .await
+        .unwrap();
+
+    let quota = emu.quota();
+    assert_eq!(quota.max_active_jobs, Some(3));
+    let usage = quota.usage("123456789012", REGION);
+    assert_eq!((usage.active, usage.peak_active), (3, 3));
+    assert_eq!(emu.peak_active_jobs("123456789012", REGION), 3);
+    assert_eq!(
+        emu.stats().count(
+            Operation::StartBatchEvaluation,
+            "ServiceQuotaExceededException"
+        ),
+        2
+    );
+    emu.reset();
+    assert_eq!(
+        emu.quota().max_active_jobs,
+        Some(2),
+        "reset restores the configured quota"
+    );
+    assert_eq!(emu.peak_active_jobs("123456789012", REGION), 0);
+    emu.shutdown().await.unwrap();
+}
