@@ -17,6 +17,7 @@ mod tests {
             id: id.to_owned(),
             arn: format!("arn:aws:bedrock-agentcore:us-west-2:123456789012:evaluation/{id}"),
             name: id.replace('-', "_"),
+            account: "123456789012".to_owned(),
             region: "us-west-2".to_owned(),
             client_token: token.map(ToOwned::to_owned),
             status: status.to_owned(),
