@@ -37,13 +37,16 @@ CLOUDWATCH = {"cloudWatchLogs": {"serviceNames": ["checkout-agent"], "logGroupNa
 class Emulator:
     """A running emulator binary."""
 
-    def __init__(self, *flags):
-        self.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed in stop()
+    def __init__(self, *flags, log=None):
+        """`log`: a file for stderr, the emulator then logging at trace level."""
+        self.stderr = open(log or os.devnull, "w")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ, RUST_LOG="trace") if log else None
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:0", "--seed", "3", *flags],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
+            env=env,
         )
         line = self.proc.stdout.readline()
         match = re.search(r"listening on (http://\S+)", line)
@@ -631,6 +634,28 @@ def test_expired_session_credentials_get_expired_token_exception():
         assert ":111111111111:" in start(renewed, "after_refresh")["batchEvaluationArn"]
     finally:
         assert emu.stop() == 0
+
+
+def test_no_credential_in_the_logs_even_at_trace(tmp_path):
+    log = tmp_path / "emulator.log"
+    emu = Emulator(log=log)
+    try:
+        base = {"aws_access_key_id": "AKIDBASEKEYSCAN01", "aws_secret_access_key": "base-secret-scan-value"}
+        assumed = sts_client(emu, **base).assume_role(RoleArn=TENANT_A, RoleSessionName="scan")
+        issued = [assumed["Credentials"]]
+        second, tenant = as_role(emu, TENANT_A, "scan-2")
+        issued.append(second["Credentials"])
+        start(tenant, "scanned")
+        tenant.list_batch_evaluations()
+    finally:
+        assert emu.stop() == 0
+    text = log.read_text()
+    assert "sts request" in text and "ListBatchEvaluations" in text, "the log was written"
+    secrets = [*base.values()]
+    for creds in issued:
+        secrets += [creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]]
+    for secret in secrets:
+        assert secret not in text
 
 
 def test_fault_flags_on_the_command_line(tmp_path):
