@@ -37,13 +37,16 @@ CLOUDWATCH = {"cloudWatchLogs": {"serviceNames": ["checkout-agent"], "logGroupNa
 class Emulator:
     """A running emulator binary."""
 
-    def __init__(self, *flags):
-        self.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed in stop()
+    def __init__(self, *flags, log=None):
+        """`log`: a file for stderr, the emulator then logging at trace level."""
+        self.stderr = open(log or os.devnull, "w")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ, RUST_LOG="trace") if log else None
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:0", "--seed", "3", *flags],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
+            env=env,
         )
         line = self.proc.stdout.readline()
         match = re.search(r"listening on (http://\S+)", line)
@@ -508,6 +511,151 @@ def test_active_job_quota_is_a_modeled_402():
         assert status == 200 and quota["maxActiveJobs"] is None
     finally:
         assert emu.stop() == 0
+
+
+TENANT_A = "arn:aws:iam::111111111111:role/tenant-a"
+TENANT_B = "arn:aws:iam::222222222222:role/tenant-b"
+
+
+def sts_client(emu, **credentials):
+    keys = credentials or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return boto3.client("sts", endpoint_url=emu.url, region_name=REGION, **keys)
+
+
+def as_role(emu, role, session, **params):
+    """An AgentCore client with the credentials of an AssumeRole through the emulator's STS."""
+    assumed = sts_client(emu).assume_role(RoleArn=role, RoleSessionName=session, **params)
+    creds = assumed["Credentials"]
+    client = boto3.client(
+        "bedrock-agentcore",
+        endpoint_url=emu.url,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+    return assumed, client
+
+
+def test_assume_role_then_agentcore_lands_in_the_role_account(emu, client):
+    assumed, tenant = as_role(emu, TENANT_A, "ns-tenant-a", DurationSeconds=900)
+    assert assumed["AssumedRoleUser"]["Arn"] == "arn:aws:sts::111111111111:assumed-role/tenant-a/ns-tenant-a"
+    assert assumed["AssumedRoleUser"]["AssumedRoleId"].endswith(":ns-tenant-a")
+    creds = assumed["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    lifetime = creds["Expiration"] - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(seconds=880) < lifetime <= dt.timedelta(seconds=900)
+
+    started = start(tenant, "tenant_job")
+    assert ":111111111111:batch-evaluation/" in started["batchEvaluationArn"]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_batch_evaluation(batchEvaluationId=started["batchEvaluationId"])
+    _, other = as_role(emu, TENANT_B, "ns-tenant-b")
+    with pytest.raises(other.exceptions.ResourceNotFoundException):
+        other.delete_batch_evaluation(batchEvaluationId=started["batchEvaluationId"])
+    assert other.list_batch_evaluations()["batchEvaluations"] == []
+    mine = tenant.get_batch_evaluation(batchEvaluationId=started["batchEvaluationId"])
+    assert mine["batchEvaluationArn"] == started["batchEvaluationArn"]
+
+    identity = sts_client(
+        emu,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    ).get_caller_identity()
+    assert identity["Account"] == "111111111111"
+    assert sts_client(emu).get_caller_identity()["Account"] == "123456789012"
+
+    status, jobs = emu.admin("GET", "jobs?account=111111111111")
+    assert status == 200
+    assert [(j["name"], j["startedBy"]) for j in jobs["jobs"]] == [("tenant_job", assumed["AssumedRoleUser"]["Arn"])]
+    _, jobs = emu.admin("GET", "jobs?account=222222222222")
+    assert jobs["jobs"] == []
+    _, report = emu.admin("GET", "sts")
+    (session,) = [s for s in report["sessions"] if s["roleArn"] == TENANT_A]
+    assert session["account"] == "111111111111" and session["roleSessionName"] == "ns-tenant-a"
+    assert session["calls"] == {"StartBatchEvaluation": 1, "GetBatchEvaluation": 1}
+    text = json.dumps(report)
+    assert creds["SecretAccessKey"] not in text and creds["SessionToken"] not in text
+    assert creds["AccessKeyId"] not in text
+
+
+def test_sts_errors_are_query_error_responses(emu):
+    sts = sts_client(emu)
+    # botocore checks DurationSeconds' range itself; the pattern and the ARN are the service's.
+    cases = [
+        ({"RoleArn": "arn:aws:iam::111111111111:user/someone", "RoleSessionName": "s1"}, "ValidationError", 400),
+        ({"RoleArn": TENANT_A, "RoleSessionName": "no spaces"}, "ValidationError", 400),
+    ]
+    for params, code, status in cases:
+        with pytest.raises(botocore.exceptions.ClientError) as raised:
+            sts.assume_role(**params)
+        assert raised.value.response["Error"]["Code"] == code, params
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    # Role chaining is limited to an hour.
+    creds = sts.assume_role(RoleArn=TENANT_A, RoleSessionName="first")["Credentials"]
+    chained = sts_client(
+        emu,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        chained.assume_role(RoleArn=TENANT_B, RoleSessionName="chained", DurationSeconds=7200)
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "role chaining" in raised.value.response["Error"]["Message"]
+    status, _ = emu.admin("PUT", "sts", {"assumableRoles": [TENANT_A]})
+    assert status == 200
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        sts.assume_role(RoleArn=TENANT_B, RoleSessionName="denied")
+    assert raised.value.response["Error"]["Code"] == "AccessDenied"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert sts.assume_role(RoleArn=TENANT_A, RoleSessionName="granted")["Credentials"]["AccessKeyId"]
+
+
+def test_expired_session_credentials_get_expired_token_exception():
+    emu = Emulator("--max-session-lifetime", "1s")
+    try:
+        _, tenant = as_role(emu, TENANT_A, "short-lived")
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            try:
+                tenant.list_batch_evaluations()
+            except botocore.exceptions.ClientError as e:
+                error = e.response
+                break
+            assert time.monotonic() < deadline, "the credentials never expired"
+            time.sleep(0.05)
+        assert error["Error"]["Code"] == "ExpiredTokenException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+        # Fresh credentials work again, in the same account.
+        _, renewed = as_role(emu, TENANT_A, "short-lived")
+        assert ":111111111111:" in start(renewed, "after_refresh")["batchEvaluationArn"]
+    finally:
+        assert emu.stop() == 0
+
+
+def test_no_credential_in_the_logs_even_at_trace(tmp_path):
+    log = tmp_path / "emulator.log"
+    emu = Emulator(log=log)
+    try:
+        base = {"aws_access_key_id": "AKIDBASEKEYSCAN01", "aws_secret_access_key": "base-secret-scan-value"}
+        assumed = sts_client(emu, **base).assume_role(RoleArn=TENANT_A, RoleSessionName="scan")
+        issued = [assumed["Credentials"]]
+        second, tenant = as_role(emu, TENANT_A, "scan-2")
+        issued.append(second["Credentials"])
+        start(tenant, "scanned")
+        tenant.list_batch_evaluations()
+    finally:
+        assert emu.stop() == 0
+    text = log.read_text()
+    assert "sts request" in text and "ListBatchEvaluations" in text, "the log was written"
+    secrets = [*base.values()]
+    for creds in issued:
+        secrets += [creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]]
+    for secret in secrets:
+        assert secret not in text
 
 
 def test_fault_flags_on_the_command_line(tmp_path):

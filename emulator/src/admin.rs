@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
-use crate::{faults::FaultConfig, server::AppState};
+use crate::{faults::FaultConfig, server::AppState, sts::StsSettings};
 
 pub(crate) async fn health() -> Response {
     Json(json!({ "status": "ok" })).into_response()
@@ -22,8 +22,54 @@ pub(crate) async fn stats(State(app): State<Arc<AppState>>) -> Response {
     Json(app.stats.snapshot()).into_response()
 }
 
-pub(crate) async fn jobs(State(app): State<Arc<AppState>>) -> Response {
-    Json(json!({ "jobs": app.store.jobs() })).into_response()
+/// Query of `GET /_emulator/jobs`: only the jobs of one account and/or region.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobFilter {
+    account: Option<String>,
+    region: Option<String>,
+}
+
+pub(crate) async fn jobs(
+    State(app): State<Arc<AppState>>,
+    filter: Result<Query<JobFilter>, QueryRejection>,
+) -> Response {
+    let Query(filter) = match filter {
+        Ok(filter) => filter,
+        Err(e) => return bad_request(format!("invalid job filter: {}", e.body_text())),
+    };
+    let jobs: Vec<_> = app
+        .store
+        .jobs()
+        .into_iter()
+        .filter(|j| filter.account.as_ref().is_none_or(|a| *a == j.account))
+        .filter(|j| filter.region.as_ref().is_none_or(|r| *r == j.region))
+        .collect();
+    Json(json!({ "jobs": jobs })).into_response()
+}
+
+/// STS settings and every credential issued (no secrets).
+pub(crate) async fn get_sts(State(app): State<Arc<AppState>>) -> Response {
+    sts_report(&app)
+}
+
+/// Replaces the STS settings until the next reset.
+pub(crate) async fn put_sts(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let settings = match serde_json::from_slice::<StsSettings>(&body) {
+        Ok(settings) => settings,
+        Err(e) => return bad_request(format!("invalid STS settings: {e}")),
+    };
+    app.sts.set_settings(settings);
+    tracing::info!("STS settings replaced");
+    sts_report(&app)
+}
+
+fn sts_report(app: &AppState) -> Response {
+    let mut report = serde_json::to_value(app.sts.settings()).unwrap_or_default();
+    if let Some(map) = report.as_object_mut() {
+        map.insert("sessions".into(), json!(app.sts.sessions()));
+    }
+    Json(report).into_response()
 }
 
 /// Operations per object (client token or job id) and their peak per second.

@@ -20,7 +20,8 @@ use crate::{
     operation::Operation,
     server::AppState,
     stats::{OUTCOME_DROPPED, OUTCOME_MALFORMED},
-    store::{JobView, Scope},
+    store::JobView,
+    sts::{Caller, Refusal},
     validate::{RawInput, validate_input},
     wire::{
         self, ApiError, ErrorCode, ValidationReason, bytes_response, format_timestamp,
@@ -48,7 +49,7 @@ pub(crate) async fn start_batch_evaluation(
         Operation::StartBatchEvaluation,
         &headers,
         subject,
-        |app, scope| {
+        |app, caller| {
             let body = parse_body(&body)?;
             let input = validate_input(
                 &app.model,
@@ -59,7 +60,11 @@ pub(crate) async fn start_batch_evaluation(
                 },
             )?;
             let spec = JobSpec::from_request(input, app.default_session_count)?;
-            let view = app.store.start(scope, spec)?;
+            let view = app.store.start(
+                &caller.scope,
+                caller.principal.as_ref().map(|p| p.arn.as_str()),
+                spec,
+            )?;
             Ok((StatusCode::ACCEPTED, start_body(&view)))
         },
     )
@@ -78,8 +83,8 @@ pub(crate) async fn get_batch_evaluation(
         Operation::GetBatchEvaluation,
         &headers,
         id,
-        |app, scope, id| {
-            let view = app.store.get(scope, id)?;
+        |app, caller, id| {
+            let view = app.store.get(&caller.scope, id)?;
             Ok((StatusCode::OK, get_body(&view)))
         },
     )
@@ -98,7 +103,7 @@ pub(crate) async fn list_batch_evaluations(
         Operation::ListBatchEvaluations,
         &headers,
         None,
-        |app, scope| {
+        |app, caller| {
             let Query(query) = query.map_err(|e| {
                 ApiError::validation(ValidationReason::CannotParse, e.body_text(), Vec::new())
             })?;
@@ -116,7 +121,7 @@ pub(crate) async fn list_batch_evaluations(
                 .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(DEFAULT_MAX_RESULTS);
             let token = input.get("nextToken").and_then(Value::as_str);
-            let (page, next) = app.store.list(scope, max_results, token)?;
+            let (page, next) = app.store.list(&caller.scope, max_results, token)?;
             let summaries: Vec<Value> = page.iter().map(summary_body).collect();
             let mut body = Map::new();
             body.insert("batchEvaluations".into(), summaries.into());
@@ -139,8 +144,8 @@ pub(crate) async fn stop_batch_evaluation(
         Operation::StopBatchEvaluation,
         &headers,
         id,
-        |app, scope, id| {
-            let view = app.store.stop(scope, id)?;
+        |app, caller, id| {
+            let view = app.store.stop(&caller.scope, id)?;
             let mut body = identity(&view);
             put(&mut body, "description", view.spec.description.clone());
             Ok((StatusCode::ACCEPTED, body.into()))
@@ -161,8 +166,8 @@ pub(crate) async fn delete_batch_evaluation(
         Operation::DeleteBatchEvaluation,
         &headers,
         id,
-        |app, scope, id| {
-            let view = app.store.delete(scope, id)?;
+        |app, caller, id| {
+            let view = app.store.delete(&caller.scope, id)?;
             Ok((StatusCode::ACCEPTED, identity(&view).into()))
         },
     )
@@ -191,15 +196,15 @@ async fn on_job<F>(
     action: F,
 ) -> Response
 where
-    F: FnOnce(&AppState, &Scope, &str) -> Result<Success, ApiError>,
+    F: FnOnce(&AppState, &Caller, &str) -> Result<Success, ApiError>,
 {
     let subject = id
         .as_ref()
         .ok()
         .map(|Path(id)| app.store.client_token_of(id).unwrap_or_else(|| id.clone()));
-    dispatch(app, conn, op, headers, subject, |app, scope| {
+    dispatch(app, conn, op, headers, subject, |app, caller| {
         let id = path_id(app, op, id)?;
-        action(app, scope, &id)
+        action(app, caller, &id)
     })
     .await
 }
@@ -216,20 +221,18 @@ async fn dispatch<F>(
     action: F,
 ) -> Response
 where
-    F: FnOnce(&AppState, &Scope) -> Result<Success, ApiError>,
+    F: FnOnce(&AppState, &Caller) -> Result<Success, ApiError>,
 {
     if let Some(subject) = &subject {
         app.objects.record(subject, op, headers);
     }
     let started = Instant::now();
     let request_id = wire::new_request_id();
-    let scope = Scope {
-        account: app.default_account.clone(),
-        region: wire::region_from_headers(headers)
-            .unwrap_or(&app.default_region)
-            .to_owned(),
-    };
+    let region = wire::region_from_headers(headers)
+        .unwrap_or(&app.default_region)
+        .to_owned();
     let plan = app.faults.plan(op);
+    let mut account = None;
 
     let outcome: Result<Result<Success, ApiError>, Dropped> = async {
         if let Some(latency) = plan.latency {
@@ -240,7 +243,14 @@ where
             Some(Injection::Error(code)) => return Ok(Err(injected(code))),
             None => {}
         }
-        let result = action(app, &scope);
+        // The credentials are checked where the service would, before the action itself.
+        let caller = app.sts.caller(headers, region.clone(), Some(op));
+        if let Ok(caller) = &caller {
+            account = Some(caller.scope.account.clone());
+        }
+        let result = caller
+            .map_err(Refusal::api_error)
+            .and_then(|caller| action(app, &caller));
         let result = match plan.after {
             Some(Injection::Drop) => return Err(Dropped),
             Some(Injection::Error(code)) => Err(injected(code)),
@@ -278,8 +288,8 @@ where
     wire::ensure_request_id(&mut response, &request_id);
     tracing::debug!(
         operation = op.as_str(),
-        account = scope.account,
-        region = scope.region,
+        account = account.as_deref(),
+        region,
         request_id,
         outcome = label,
         elapsed_us = started.elapsed().as_micros() as u64,

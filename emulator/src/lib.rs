@@ -33,6 +33,7 @@ mod operation;
 mod server;
 mod stats;
 mod store;
+mod sts;
 mod validate;
 mod wire;
 
@@ -48,6 +49,7 @@ use crate::{
     server::AppState,
     stats::StatsRecorder,
     store::{Clock, Store, StoreConfig},
+    sts::Sts,
 };
 pub use crate::{
     faults::{
@@ -63,6 +65,7 @@ pub use crate::{
     operation::{Operation, UnknownOperation},
     stats::{OUTCOME_DROPPED, OUTCOME_MALFORMED, Stats},
     store::{JobInfo, QuotaReport, QuotaUsage},
+    sts::{SessionInfo, StsSettings},
     wire::{ErrorCode, UnknownErrorCode},
 };
 
@@ -74,7 +77,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct EmulatorConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The account in ARNs.
+    /// The account of requests signed with base credentials (any access key id the
+    /// emulator's STS did not issue) and of unsigned requests.
     pub account_id: String,
     /// Region for requests without a SigV4 `Authorization` header.
     pub default_region: String,
@@ -96,6 +100,8 @@ pub struct EmulatorConfig {
     /// Most active (PENDING, IN_PROGRESS, STOPPING) jobs per account and region; a Start
     /// beyond it answers `ServiceQuotaExceededException` (402). `None`: unlimited.
     pub max_active_jobs: Option<u32>,
+    /// STS: a cap on the lifetime of issued credentials and the roles that may be assumed.
+    pub sts: StsSettings,
 }
 
 impl Default for EmulatorConfig {
@@ -112,6 +118,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             seed: None,
             max_active_jobs: None,
+            sts: StsSettings::default(),
         }
     }
 }
@@ -162,6 +169,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     })?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let clock = Clock::start();
     let store = Store::new(
         StoreConfig {
             timing: Timing {
@@ -172,7 +180,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
             outcome: config.default_outcome,
             max_active: config.max_active_jobs,
         },
-        Clock::start(),
+        clock,
         config.seed,
     );
     // Derive a different stream for faults so that adding a fault does not change the ids.
@@ -183,7 +191,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         faults: FaultEngine::new(config.faults, fault_seed),
         stats: StatsRecorder::default(),
         objects: ObjectRecorder::default(),
-        default_account: config.account_id,
+        sts: Sts::new(clock, config.account_id, config.sts),
         default_region: config.default_region,
         default_session_count: config.default_session_count,
         shutdown: shutdown_rx.clone(),
@@ -238,6 +246,32 @@ impl RunningEmulator {
         self.app.store.jobs()
     }
 
+    /// The jobs of one account (all regions), oldest first, including deleted ones.
+    pub fn jobs_in_account(&self, account: &str) -> Vec<JobInfo> {
+        self.app
+            .store
+            .jobs()
+            .into_iter()
+            .filter(|j| j.account == account)
+            .collect()
+    }
+
+    /// Every credential issued by `AssumeRole`, oldest first, with the calls made with it.
+    pub fn sts_sessions(&self) -> Vec<SessionInfo> {
+        self.app.sts.sessions()
+    }
+
+    /// The STS settings in force.
+    pub fn sts_settings(&self) -> StsSettings {
+        self.app.sts.settings()
+    }
+
+    /// Replaces the STS settings (lifetime cap, assumable roles) until the next reset, which
+    /// restores [`EmulatorConfig::sts`]. Credentials already issued keep their expiration.
+    pub fn set_sts_settings(&self, settings: StsSettings) {
+        self.app.sts.set_settings(settings);
+    }
+
     /// The quota of active jobs in force and, per account and region, the active jobs and the
     /// most ever active at once.
     pub fn quota(&self) -> QuotaReport {
@@ -272,7 +306,8 @@ impl RunningEmulator {
         self.app.faults.set(&FaultConfig::default());
     }
 
-    /// Forgets all jobs and counters and restores the start-up faults.
+    /// Forgets all jobs and counters and restores the start-up faults, quota and STS settings.
+    /// Credentials issued by STS stay valid until they expire.
     pub fn reset(&self) {
         self.app.reset();
     }

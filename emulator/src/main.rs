@@ -9,7 +9,7 @@ use std::{
 };
 
 use agentcore_emulator::{
-    EmulatorConfig, ErrorRate, FaultConfig, MalformedKind, Outcome, ScriptStep, Target,
+    EmulatorConfig, ErrorRate, FaultConfig, MalformedKind, Outcome, ScriptStep, StsSettings, Target,
 };
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
@@ -81,6 +81,14 @@ struct Args {
     /// beyond it answers ServiceQuotaExceededException (402). Unlimited when absent.
     #[arg(long, value_name = "N")]
     max_active_jobs: Option<u32>,
+    /// Caps the lifetime of credentials issued by STS AssumeRole (e.g. 15s, to test refresh);
+    /// otherwise DurationSeconds (default 1h) applies.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_session_lifetime: Option<Duration>,
+    /// A role ARN STS AssumeRole grants (repeatable); others answer AccessDenied. Without
+    /// this flag every role can be assumed.
+    #[arg(long, value_name = "ROLE_ARN")]
+    assumable_role: Vec<String>,
     /// Log format on stderr (level via RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -256,6 +264,11 @@ async fn main() -> anyhow::Result<()> {
         faults,
         seed: args.seed,
         max_active_jobs: args.max_active_jobs,
+        sts: StsSettings {
+            max_session_lifetime: args.max_session_lifetime,
+            assumable_roles: (!args.assumable_role.is_empty())
+                .then(|| args.assumable_role.into_iter().collect()),
+        },
     };
     let emulator = agentcore_emulator::start(config).await?;
     // Scripts and test fixtures wait for this line (and read the port from it).

@@ -20,6 +20,7 @@ use crate::{
     objects::ObjectRecorder,
     stats::StatsRecorder,
     store::Store,
+    sts::{self, Sts},
     wire,
 };
 
@@ -33,8 +34,8 @@ pub(crate) struct AppState {
     pub faults: FaultEngine,
     pub stats: StatsRecorder,
     pub objects: ObjectRecorder,
-    /// The account of requests signed with base (not emulator-issued) credentials.
-    pub default_account: String,
+    /// Identities and the credentials issued by STS.
+    pub sts: Sts,
     pub default_region: String,
     pub default_session_count: u32,
     pub shutdown: watch::Receiver<bool>,
@@ -58,11 +59,14 @@ impl AppState {
         self.stats.reset();
         self.objects.reset();
         self.faults.reset();
+        self.sts.reset();
     }
 }
 
 pub(crate) fn router(app: Arc<AppState>) -> Router {
     let service = Router::new()
+        // STS's Query protocol: form-encoded POSTs to `/` naming an `Action`.
+        .route("/", post(sts::query))
         .route(
             "/evaluations/batch-evaluate",
             post(api::start_batch_evaluation).get(api::list_batch_evaluations),
@@ -80,6 +84,7 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/_emulator/stats", get(admin::stats))
         .route("/_emulator/jobs", get(admin::jobs))
         .route("/_emulator/objects", get(admin::objects))
+        .route("/_emulator/sts", get(admin::get_sts).put(admin::put_sts))
         .route(
             "/_emulator/quota",
             get(admin::get_quota).put(admin::put_quota),

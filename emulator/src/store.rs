@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     job::{JobSpec, JobStatus, Lifecycle, Observation, Outcome, Refused, Tick, Timing},
-    wire::{ApiError, ErrorCode, FieldError, ValidationReason},
+    wire::{self, ApiError, ErrorCode, FieldError, ValidationReason},
 };
 
 /// Emulator time: monotonic, so jobs progress steadily even if the wall clock jumps, and
@@ -120,6 +120,10 @@ pub struct JobInfo {
     pub name: String,
     pub account: String,
     pub region: String,
+    /// The assumed-role ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) of the
+    /// credentials that started the job; absent for base credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
     /// The current `BatchEvaluationStatus`, or `"GONE"` once deleted.
@@ -149,6 +153,7 @@ struct JobRecord {
     id: String,
     arn: String,
     scope: Scope,
+    started_by: Option<String>,
     spec: Arc<JobSpec>,
     lifecycle: Lifecycle,
     stop_calls: u32,
@@ -235,7 +240,13 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(id))
     }
 
-    pub(crate) fn start(&self, scope: &Scope, spec: JobSpec) -> Result<JobView, ApiError> {
+    /// Starts a job in `scope`; `started_by` is the assumed role of the caller, if any.
+    pub(crate) fn start(
+        &self,
+        scope: &Scope,
+        started_by: Option<&str>,
+        spec: JobSpec,
+    ) -> Result<JobView, ApiError> {
         let mut inner = self.lock();
         let now = self.clock.now();
 
@@ -299,12 +310,13 @@ impl Store {
         let record = JobRecord {
             arn: format!(
                 "arn:{}:bedrock-agentcore:{}:{}:batch-evaluation/{id}",
-                partition(&scope.region),
+                wire::partition(&scope.region),
                 scope.region,
                 scope.account
             ),
             id: id.clone(),
             scope: scope.clone(),
+            started_by: started_by.map(str::to_owned),
             lifecycle: Lifecycle::new(now, timing, outcome),
             spec: Arc::new(spec),
             stop_calls: 0,
@@ -499,6 +511,7 @@ impl Store {
                     name: r.spec.name.clone(),
                     account: r.scope.account.clone(),
                     region: r.scope.region.clone(),
+                    started_by: r.started_by.clone(),
                     client_token: r.spec.client_token.clone(),
                     status: observation
                         .map_or(JobInfo::GONE, |o| o.status.as_str())
@@ -531,16 +544,6 @@ impl Store {
         inner.tokens.clear();
         inner.active.clear();
         inner.max_active = self.config.max_active;
-    }
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
     }
 }
 
@@ -604,7 +607,7 @@ mod tests {
     fn start_assigns_ids_and_arns_matching_the_model() {
         let s = store(FOREVER, FOREVER, FOREVER);
         let view = s
-            .start(&at(REGION), spec("my_eval", None, json!({})))
+            .start(&at(REGION), None, spec("my_eval", None, json!({})))
             .unwrap();
         let re = regex::Regex::new("^[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}$").unwrap();
         assert!(re.is_match(&view.id), "{}", view.id);
@@ -624,23 +627,24 @@ mod tests {
         let s = store(FOREVER, FOREVER, FOREVER);
         let token = "a".repeat(36);
         let first = s
-            .start(&at(REGION), spec("e1", Some(&token), json!({})))
+            .start(&at(REGION), None, spec("e1", Some(&token), json!({})))
             .unwrap();
         let again = s
-            .start(&at(REGION), spec("e1", Some(&token), json!({})))
+            .start(&at(REGION), None, spec("e1", Some(&token), json!({})))
             .unwrap();
         assert_eq!(first.id, again.id);
         assert_eq!(s.jobs().len(), 1);
         let err = s
             .start(
                 &at(REGION),
+                None,
                 spec("e1", Some(&token), json!({ "description": "changed" })),
             )
             .unwrap_err();
         assert_eq!(err.reason(), Some("IdempotentParameterMismatchException"));
         // The same token in another region is another request.
         let other = s
-            .start(&at("eu-west-1"), spec("e1", Some(&token), json!({})))
+            .start(&at("eu-west-1"), None, spec("e1", Some(&token), json!({})))
             .unwrap();
         assert_ne!(other.id, first.id);
     }
@@ -649,10 +653,18 @@ mod tests {
     fn names_are_unique_among_live_jobs_and_freed_when_gone() {
         let s = store(Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let first = s
-            .start(&at(REGION), spec("dup", Some(&"b".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("dup", Some(&"b".repeat(40)), json!({})),
+            )
             .unwrap();
         let err = s
-            .start(&at(REGION), spec("dup", Some(&"c".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("dup", Some(&"c".repeat(40)), json!({})),
+            )
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::ConflictException);
         assert_eq!(
@@ -664,12 +676,20 @@ mod tests {
             ErrorCode::ResourceNotFoundException
         );
         let second = s
-            .start(&at(REGION), spec("dup", Some(&"c".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("dup", Some(&"c".repeat(40)), json!({})),
+            )
             .unwrap();
         assert_ne!(second.id, first.id);
         // The old token still answers with the old (gone) job.
         let replay = s
-            .start(&at(REGION), spec("dup", Some(&"b".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("dup", Some(&"b".repeat(40)), json!({})),
+            )
             .unwrap();
         assert_eq!(replay.id, first.id);
         let jobs = s.jobs();
@@ -680,7 +700,9 @@ mod tests {
     #[test]
     fn stop_and_delete_conflicts() {
         let s = store(FOREVER, FOREVER, FOREVER);
-        let job = s.start(&at(REGION), spec("e", None, json!({}))).unwrap();
+        let job = s
+            .start(&at(REGION), None, spec("e", None, json!({})))
+            .unwrap();
         let conflict = s.delete(&at(REGION), &job.id).unwrap_err();
         assert_eq!(conflict.code, ErrorCode::ConflictException);
         assert_eq!(
@@ -712,12 +734,12 @@ mod tests {
         let s = store(Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let ids: Vec<String> = (0..7)
             .map(|i| {
-                s.start(&at(REGION), spec(&format!("j{i}"), None, json!({})))
+                s.start(&at(REGION), None, spec(&format!("j{i}"), None, json!({})))
                     .unwrap()
                     .id
             })
             .collect();
-        s.start(&at("eu-west-1"), spec("elsewhere", None, json!({})))
+        s.start(&at("eu-west-1"), None, spec("elsewhere", None, json!({})))
             .unwrap();
         s.delete(&at(REGION), &ids[3]).unwrap();
         let mut seen = Vec::new();
@@ -745,13 +767,18 @@ mod tests {
     #[test]
     fn reset_forgets_everything() {
         let s = store(FOREVER, FOREVER, FOREVER);
-        s.start(&at(REGION), spec("e", Some(&"d".repeat(40)), json!({})))
-            .unwrap();
+        s.start(
+            &at(REGION),
+            None,
+            spec("e", Some(&"d".repeat(40)), json!({})),
+        )
+        .unwrap();
         s.reset();
         assert!(s.jobs().is_empty());
         assert!(s.list(&at(REGION), 10, None).unwrap().0.is_empty());
         s.start(
             &at(REGION),
+            None,
             spec("e", Some(&"d".repeat(40)), json!({ "description": "new" })),
         )
         .unwrap();
@@ -767,11 +794,20 @@ mod tests {
     fn the_quota_refuses_starts_beyond_the_active_limit_with_402() {
         let s = limited(2);
         let a = s
-            .start(&at(REGION), spec("a", Some(&"a".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("a", Some(&"a".repeat(40)), json!({})),
+            )
             .unwrap();
-        s.start(&at(REGION), spec("b", None, json!({}))).unwrap();
+        s.start(&at(REGION), None, spec("b", None, json!({})))
+            .unwrap();
         let err = s
-            .start(&at(REGION), spec("c", Some(&"c".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("c", Some(&"c".repeat(40)), json!({})),
+            )
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
         assert_eq!(
@@ -783,24 +819,32 @@ mod tests {
         assert_eq!(s.jobs().len(), 2);
         // An idempotent retry of a started job still answers that job.
         let retry = s
-            .start(&at(REGION), spec("a", Some(&"a".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("a", Some(&"a".repeat(40)), json!({})),
+            )
             .unwrap();
         assert_eq!(retry.id, a.id);
         // Another region (and another account) has a quota of its own.
-        s.start(&at("eu-west-1"), spec("c", None, json!({})))
+        s.start(&at("eu-west-1"), None, spec("c", None, json!({})))
             .unwrap();
         let other = Scope {
             account: "210987654321".into(),
             region: REGION.into(),
         };
-        s.start(&other, spec("c", None, json!({}))).unwrap();
+        s.start(&other, None, spec("c", None, json!({}))).unwrap();
         // A stopped job (stop takes no time here) frees its slot.
         assert_eq!(
             s.stop(&at(REGION), &a.id).unwrap().observation.status,
             JobStatus::Stopped
         );
         let c = s
-            .start(&at(REGION), spec("c", Some(&"c".repeat(40)), json!({})))
+            .start(
+                &at(REGION),
+                None,
+                spec("c", Some(&"c".repeat(40)), json!({})),
+            )
             .unwrap();
         assert_eq!(c.observation.status, JobStatus::Pending);
         let report = s.quota();
@@ -816,13 +860,15 @@ mod tests {
     fn stopping_jobs_hold_their_slot() {
         let s = store(FOREVER, FOREVER, FOREVER);
         s.set_max_active(Some(1));
-        let a = s.start(&at(REGION), spec("a", None, json!({}))).unwrap();
+        let a = s
+            .start(&at(REGION), None, spec("a", None, json!({})))
+            .unwrap();
         assert_eq!(
             s.stop(&at(REGION), &a.id).unwrap().observation.status,
             JobStatus::Stopping
         );
         let err = s
-            .start(&at(REGION), spec("b", None, json!({})))
+            .start(&at(REGION), None, spec("b", None, json!({})))
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
     }
@@ -833,7 +879,11 @@ mod tests {
         s.set_max_active(Some(1));
         for i in 0..3 {
             let view = s
-                .start(&at(REGION), spec(&format!("done{i}"), None, json!({})))
+                .start(
+                    &at(REGION),
+                    None,
+                    spec(&format!("done{i}"), None, json!({})),
+                )
                 .unwrap();
             assert_eq!(view.observation.status, JobStatus::Completed);
         }
@@ -841,7 +891,7 @@ mod tests {
         assert_eq!(s.quota().usage(ACCOUNT, REGION).peak_active, 0);
         s.set_max_active(Some(0));
         let err = s
-            .start(&at(REGION), spec("none", None, json!({})))
+            .start(&at(REGION), None, spec("none", None, json!({})))
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::ServiceQuotaExceededException);
     }
@@ -851,19 +901,20 @@ mod tests {
         let s = limited(3);
         let ids: Vec<String> = (0..3)
             .map(|i| {
-                s.start(&at(REGION), spec(&format!("p{i}"), None, json!({})))
+                s.start(&at(REGION), None, spec(&format!("p{i}"), None, json!({})))
                     .unwrap()
                     .id
             })
             .collect();
         s.stop(&at(REGION), &ids[0]).unwrap();
         s.stop(&at(REGION), &ids[1]).unwrap();
-        s.start(&at(REGION), spec("p3", None, json!({}))).unwrap();
+        s.start(&at(REGION), None, spec("p3", None, json!({})))
+            .unwrap();
         let usage = s.quota().usage(ACCOUNT, REGION);
         assert_eq!((usage.active, usage.peak_active), (2, 3));
         s.set_max_active(None);
         for i in 4..10 {
-            s.start(&at(REGION), spec(&format!("p{i}"), None, json!({})))
+            s.start(&at(REGION), None, spec(&format!("p{i}"), None, json!({})))
                 .unwrap();
         }
         assert_eq!(s.quota().usage(ACCOUNT, REGION).peak_active, 8);
@@ -873,5 +924,42 @@ mod tests {
         assert!(report.usage.is_empty());
         // The store was built unlimited; reset restores that, not the run-time setting.
         assert_eq!(report.max_active_jobs, None);
+    }
+
+    #[test]
+    fn accounts_are_partitions_like_separate_aws_accounts() {
+        let s = store(FOREVER, FOREVER, FOREVER);
+        let tenant = Scope {
+            account: "111111111111".into(),
+            region: REGION.into(),
+        };
+        let role = "arn:aws:sts::111111111111:assumed-role/tenant/a";
+        let token = "t".repeat(40);
+        let theirs = s
+            .start(&tenant, Some(role), spec("same", Some(&token), json!({})))
+            .unwrap();
+        assert!(theirs.arn.contains(":111111111111:batch-evaluation/"));
+        for result in [
+            s.get(&at(REGION), &theirs.id),
+            s.stop(&at(REGION), &theirs.id),
+            s.delete(&at(REGION), &theirs.id),
+        ] {
+            assert_eq!(
+                result.unwrap_err().code,
+                ErrorCode::ResourceNotFoundException
+            );
+        }
+        assert!(s.list(&at(REGION), 10, None).unwrap().0.is_empty());
+        // Name and token are free in the other account: another job.
+        let ours = s
+            .start(&at(REGION), None, spec("same", Some(&token), json!({})))
+            .unwrap();
+        assert_ne!(ours.id, theirs.id);
+        let jobs = s.jobs();
+        assert_eq!(jobs[0].account, "111111111111");
+        assert_eq!(jobs[0].started_by.as_deref(), Some(role));
+        assert_eq!(jobs[1].account, ACCOUNT);
+        assert_eq!(jobs[1].started_by, None);
+        assert_eq!(s.get(&tenant, &theirs.id).unwrap().id, theirs.id);
     }
 }

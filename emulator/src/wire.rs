@@ -16,7 +16,9 @@ pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn
 /// Header carrying the error code on error responses (restJson1).
 pub(crate) const ERROR_TYPE_HEADER: HeaderName = HeaderName::from_static("x-amzn-errortype");
 
-/// The error codes the service model declares for the batch-evaluation operations.
+/// The error codes the service model declares for the batch-evaluation operations, and the
+/// two authentication errors every AWS service answers outside its model (so clients get them
+/// as unmodeled errors with these codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
     ValidationException,
@@ -27,11 +29,15 @@ pub enum ErrorCode {
     ConflictException,
     ThrottlingException,
     InternalServerException,
+    /// Temporary credentials past their expiration (403).
+    ExpiredTokenException,
+    /// A session token the service does not know (403).
+    UnrecognizedClientException,
 }
 
 impl ErrorCode {
     /// Every error code, for parsers and documentation.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::ValidationException,
         ErrorCode::UnauthorizedException,
         ErrorCode::ServiceQuotaExceededException,
@@ -40,6 +46,8 @@ impl ErrorCode {
         ErrorCode::ConflictException,
         ErrorCode::ThrottlingException,
         ErrorCode::InternalServerException,
+        ErrorCode::ExpiredTokenException,
+        ErrorCode::UnrecognizedClientException,
     ];
 
     /// The code as it appears in `x-amzn-errortype` and `__type`.
@@ -53,6 +61,8 @@ impl ErrorCode {
             ErrorCode::ConflictException => "ConflictException",
             ErrorCode::ThrottlingException => "ThrottlingException",
             ErrorCode::InternalServerException => "InternalServerException",
+            ErrorCode::ExpiredTokenException => "ExpiredTokenException",
+            ErrorCode::UnrecognizedClientException => "UnrecognizedClientException",
         }
     }
 
@@ -67,6 +77,9 @@ impl ErrorCode {
             ErrorCode::ConflictException => StatusCode::CONFLICT,
             ErrorCode::ThrottlingException => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InternalServerException => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ExpiredTokenException | ErrorCode::UnrecognizedClientException => {
+                StatusCode::FORBIDDEN
+            }
         }
     }
 
@@ -89,6 +102,12 @@ impl ErrorCode {
             }
             ErrorCode::ThrottlingException => "Rate exceeded (injected fault)",
             ErrorCode::InternalServerException => "Internal server error (injected fault)",
+            ErrorCode::ExpiredTokenException => {
+                "The security token included in the request is expired (injected fault)"
+            }
+            ErrorCode::UnrecognizedClientException => {
+                "The security token included in the request is invalid (injected fault)"
+            }
         }
     }
 }
@@ -275,13 +294,34 @@ pub(crate) fn ensure_request_id(response: &mut Response, request_id: &str) {
     }
 }
 
-/// The region from a SigV4 `Authorization` header's credential scope
+/// Field `n` of a SigV4 `Authorization` header's credential scope
 /// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), if there is one.
-pub(crate) fn region_from_headers(headers: &HeaderMap) -> Option<&str> {
+fn credential_field(headers: &HeaderMap, n: usize) -> Option<&str> {
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let scope_start = auth.find("Credential=")? + "Credential=".len();
     let scope = auth[scope_start..].split([',', ' ']).next()?;
-    let region = scope.split('/').nth(2)?;
+    scope.split('/').nth(n)
+}
+
+/// The access key id of a SigV4-signed request.
+pub(crate) fn access_key_id(headers: &HeaderMap) -> Option<&str> {
+    credential_field(headers, 0).filter(|key| !key.is_empty())
+}
+
+/// The AWS partition of a region.
+pub(crate) fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The region of a SigV4-signed request's credential scope.
+pub(crate) fn region_from_headers(headers: &HeaderMap) -> Option<&str> {
+    let region = credential_field(headers, 2)?;
     let valid = !region.is_empty()
         && region
             .bytes()
@@ -309,11 +349,13 @@ mod tests {
             ),
         );
         assert_eq!(region_from_headers(&headers), Some("us-west-2"));
+        assert_eq!(access_key_id(&headers), Some("AKIDEXAMPLE"));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer xyz"),
         );
         assert_eq!(region_from_headers(&headers), None);
+        assert_eq!(access_key_id(&headers), None);
         assert_eq!(region_from_headers(&HeaderMap::new()), None);
     }
 

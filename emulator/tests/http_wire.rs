@@ -498,3 +498,139 @@ async fn admin_api_reports_and_controls_the_emulator() {
     assert!(emu.jobs().is_empty());
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sts_is_query_xml_on_the_same_port() {
+    let emu = emulator().await;
+    let http = Http::new(&emu);
+    let form = |body: &str| {
+        http.client
+            .post(format!("{}/", http.base))
+            .header("authorization", SIGV4_WEST)
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(body.to_owned())
+            .send()
+    };
+    let ok = form("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A111111111111%3Arole%2Ft&RoleSessionName=s-1&DurationSeconds=900")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        ok.headers().get("content-type").unwrap().to_str().unwrap(),
+        "text/xml"
+    );
+    let request_id = ok.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = ok.text().await.unwrap();
+    assert!(
+        text.starts_with(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+        ),
+        "{text}"
+    );
+    for element in [
+        "<AssumeRoleResult>",
+        "<Credentials>",
+        "<AccessKeyId>ASIA",
+        "<SecretAccessKey>",
+        "<SessionToken>",
+        "<Expiration>",
+        "<AssumedRoleUser>",
+        "<AssumedRoleId>AROA",
+        "<Arn>arn:aws:sts::111111111111:assumed-role/t/s-1</Arn>",
+        &format!("<ResponseMetadata>\n    <RequestId>{request_id}</RequestId>"),
+    ] {
+        assert!(text.contains(element), "{element} missing in {text}");
+    }
+
+    let bad = form("Action=AssumeRole&Version=2011-06-15&RoleSessionName=s-1")
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let text = bad.text().await.unwrap();
+    assert!(
+        text.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">")
+    );
+    assert!(text.contains("<Type>Sender</Type>"));
+    assert!(text.contains("<Code>ValidationError</Code>"));
+    assert!(text.contains("<Message>1 validation error detected: Value null at &apos;roleArn&apos; failed to satisfy constraint: Member must not be null</Message>"));
+    assert!(text.contains("<RequestId>"));
+
+    let unknown = form("Action=GetFederationToken&Version=2011-06-15")
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("<Code>InvalidAction</Code>")
+    );
+    // Without an Action, `/` is no operation at all.
+    let none = form("hello=world").await.unwrap();
+    assert_eq!(none.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        none.headers()["x-amzn-errortype"].to_str().unwrap(),
+        "UnknownOperationException"
+    );
+
+    // Jobs are listed per account; a bad filter is a 400.
+    http.start(minimal("base_job")).await;
+    let listed = http
+        .send(
+            Method::GET,
+            "/_emulator/jobs?account=123456789012&region=us-west-2",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(listed["jobs"][0]["account"], "123456789012");
+    assert!(listed["jobs"][0].get("startedBy").is_none());
+    let other = http
+        .send(Method::GET, "/_emulator/jobs?account=111111111111", None)
+        .await
+        .json();
+    assert_eq!(other, json!({ "jobs": [] }));
+    let bad = http
+        .send(Method::GET, "/_emulator/jobs?acount=1", None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // STS settings round-trip and are validated.
+    let reply = http
+        .send(
+            Method::PUT,
+            "/_emulator/sts",
+            Some(r#"{"maxSessionLifetime": "15s", "assumableRoles": ["arn:aws:iam::111111111111:role/t"]}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let report = reply.json();
+    assert_eq!(report["maxSessionLifetime"], "15s");
+    assert_eq!(report["sessions"][0]["roleSessionName"], "s-1");
+    let rejected = http
+        .send(
+            Method::PUT,
+            "/_emulator/sts",
+            Some(r#"{"maxSessionLifetime": "soon"}"#),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::BAD_REQUEST);
+    http.send(Method::POST, "/_emulator/reset", None).await;
+    assert_eq!(
+        emu.sts_settings(),
+        agentcore_emulator::StsSettings::default()
+    );
+    assert_eq!(
+        emu.sts_sessions().len(),
+        1,
+        "issued credentials outlive a reset"
+    );
+    emu.shutdown().await.unwrap();
+}

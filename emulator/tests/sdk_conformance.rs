@@ -8,7 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentcore_emulator::{EmulatorConfig, FaultConfig, Operation, RunningEmulator, Target};
+use agentcore_emulator::{
+    EmulatorConfig, FaultConfig, Operation, RunningEmulator, StsSettings, Target,
+};
+use aws_config::{SdkConfig, sts::AssumeRoleProvider};
 use aws_sdk_bedrockagentcore::{
     Client,
     config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
@@ -65,13 +68,15 @@ fn slow() -> EmulatorConfig {
     }
 }
 
-async fn client_with(
+/// Shared settings with base (not emulator-issued) credentials, every service pointed at
+/// `endpoint` (STS included).
+async fn sdk_config(
     endpoint: &str,
     region: &str,
     retry: RetryConfig,
     timeout: Duration,
-) -> Client {
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(
             "AKIDEMULATOR",
@@ -80,25 +85,25 @@ async fn client_with(
             None,
             "test",
         ))
+        .endpoint_url(endpoint)
         .retry_config(retry)
         .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build())
         .load()
-        .await;
-    let config = aws_sdk_bedrockagentcore::config::Builder::from(&sdk_config)
-        .endpoint_url(endpoint)
-        .build();
-    Client::from_conf(config)
+        .await
 }
 
-/// A client that reports the first error it gets (no retries).
+async fn client_with(
+    endpoint: &str,
+    region: &str,
+    retry: RetryConfig,
+    timeout: Duration,
+) -> Client {
+    Client::new(&sdk_config(endpoint, region, retry, timeout).await)
+}
+
+/// A client with base credentials that reports the first error it gets (no retries).
 async fn client(emulator: &RunningEmulator) -> Client {
-    client_with(
-        &emulator.endpoint_url(),
-        REGION,
-        RetryConfig::disabled(),
-        Duration::from_secs(10),
-    )
-    .await
+    Client::new(&base_config(emulator).await)
 }
 
 fn cloudwatch() -> DataSourceConfig {
@@ -1530,5 +1535,299 @@ async fn the_active_job_quota_answers_the_typed_402() {
         "reset restores the configured quota"
     );
     assert_eq!(emu.peak_active_jobs("123456789012", REGION), 0);
+    emu.shutdown().await.unwrap();
+}
+
+const TENANT_A: &str = "arn:aws:iam::111111111111:role/tenant-a";
+const TENANT_B: &str = "arn:aws:iam::222222222222:role/tenant-b";
+
+/// Base credentials, no retries, a 10 s operation timeout.
+async fn base_config(emu: &RunningEmulator) -> SdkConfig {
+    sdk_config(
+        &emu.endpoint_url(),
+        REGION,
+        RetryConfig::disabled(),
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// A client acting through `role`, assumed with aws-config's own provider from the base
+/// credentials, STS reached by the same endpoint override.
+async fn role_client(emu: &RunningEmulator, role: &str, session: &str) -> Client {
+    let base = base_config(emu).await;
+    let provider = AssumeRoleProvider::builder(role)
+        .session_name(session)
+        .configure(&base)
+        .build()
+        .await;
+    let config = aws_sdk_bedrockagentcore::config::Builder::from(&base)
+        .credentials_provider(provider)
+        .build();
+    Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn assumed_roles_act_in_their_own_accounts() {
+    let emu = emulator(EmulatorConfig {
+        max_active_jobs: Some(1),
+        ..slow()
+    })
+    .await;
+    let a = role_client(&emu, TENANT_A, "ns-tenant-a").await;
+    let b = role_client(&emu, TENANT_B, "ns-tenant-b").await;
+    let base = client(&emu).await;
+
+    let theirs = start(&a, "shared_name")
+        .client_token(token("shared"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        theirs
+            .batch_evaluation_arn()
+            .contains(":111111111111:batch-evaluation/"),
+        "{}",
+        theirs.batch_evaluation_arn()
+    );
+    let id = theirs.batch_evaluation_id();
+
+    // Another account sees nothing of it, by any operation.
+    for other in [&b, &base] {
+        let err = get(other, id).await.unwrap_err();
+        assert_eq!(http_status(&err), Some(404));
+        assert!(err.into_service_error().is_resource_not_found_exception());
+        let err = other
+            .stop_batch_evaluation()
+            .batch_evaluation_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.into_service_error().is_resource_not_found_exception());
+        let err = other
+            .delete_batch_evaluation()
+            .batch_evaluation_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.into_service_error().is_resource_not_found_exception());
+        let listed = other.list_batch_evaluations().send().await.unwrap();
+        assert!(listed.batch_evaluations().is_empty());
+    }
+    assert_eq!(get(&a, id).await.unwrap().batch_evaluation_id(), id);
+
+    // Names, client tokens and the quota are per account too.
+    let mine = start(&b, "shared_name")
+        .client_token(token("shared"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(mine.batch_evaluation_id(), id);
+    assert!(mine.batch_evaluation_arn().contains(":222222222222:"));
+    let err = start(&a, "second").send().await.unwrap_err();
+    assert!(
+        err.into_service_error()
+            .is_service_quota_exceeded_exception()
+    );
+
+    let in_a = emu.jobs_in_account("111111111111");
+    assert_eq!(in_a.len(), 1);
+    assert_eq!(
+        in_a[0].started_by.as_deref(),
+        Some("arn:aws:sts::111111111111:assumed-role/tenant-a/ns-tenant-a")
+    );
+    assert_eq!(emu.jobs_in_account("222222222222").len(), 1);
+    assert!(emu.jobs_in_account("123456789012").is_empty());
+    let sessions = emu.sts_sessions();
+    let of = |role: &str| {
+        sessions
+            .iter()
+            .filter(|s| s.role_arn == role)
+            .collect::<Vec<_>>()
+    };
+    let a_sessions = of(TENANT_A);
+    assert!(!a_sessions.is_empty());
+    assert!(a_sessions.iter().all(|s| s.account == "111111111111"
+        && s.role_session_name == "ns-tenant-a"
+        && s.caller_arn == "arn:aws:iam::123456789012:root"));
+    let a_starts: u64 = a_sessions
+        .iter()
+        .map(|s| {
+            s.calls
+                .get(&Operation::StartBatchEvaluation)
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(a_starts, 2);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_credentials_are_refused_and_the_provider_refreshes() {
+    let emu = emulator(EmulatorConfig {
+        sts: StsSettings {
+            max_session_lifetime: Some(Duration::from_secs(1)),
+            assumable_roles: None,
+        },
+        ..slow()
+    })
+    .await;
+    let base = base_config(&emu).await;
+    let provider = AssumeRoleProvider::builder(TENANT_A)
+        .session_name("refresh")
+        .configure(&base)
+        .build()
+        .await;
+    let frozen = {
+        use aws_credential_types::provider::ProvideCredentials;
+        provider.provide_credentials().await.unwrap()
+    };
+    let expiry = frozen.expiry().expect("assumed credentials expire");
+    let lifetime = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(lifetime <= Duration::from_secs(1), "capped: {lifetime:?}");
+
+    // The same credentials, never refreshed: refused once they expire.
+    let stale = Client::from_conf(
+        aws_sdk_bedrockagentcore::config::Builder::from(&base)
+            .credentials_provider(frozen)
+            .build(),
+    );
+    let deadline = Instant::now() + WAIT;
+    let err = loop {
+        match stale.list_batch_evaluations().send().await {
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "credentials never expired");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(http_status(&err), Some(403));
+    let service = err.into_service_error();
+    assert_eq!(
+        service.meta().code(),
+        Some("ExpiredTokenException"),
+        "{service:?}"
+    );
+    assert!(
+        service
+            .meta()
+            .message()
+            .is_some_and(|m| m.contains("expired"))
+    );
+
+    // The provider behind a client refreshes: every call gets live credentials.
+    let live = Client::from_conf(
+        aws_sdk_bedrockagentcore::config::Builder::from(&base)
+            .credentials_provider(provider)
+            .build(),
+    );
+    let started = start(&live, "refreshed").send().await.unwrap();
+    assert!(started.batch_evaluation_arn().contains(":111111111111:"));
+    let issued_before = emu.sts_sessions().len();
+    get(&live, started.batch_evaluation_id()).await.unwrap();
+    let sessions = emu.sts_sessions();
+    assert!(sessions.len() > issued_before, "refreshed after expiry");
+    assert!(sessions.iter().all(|s| s.account == "111111111111"));
+    assert!(sessions.iter().any(|s| s.expired_calls > 0));
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sts_errors_and_caller_identity_are_the_real_query_shapes() {
+    let emu = emulator(EmulatorConfig {
+        sts: StsSettings {
+            max_session_lifetime: None,
+            assumable_roles: Some([TENANT_A.to_owned()].into()),
+        },
+        ..slow()
+    })
+    .await;
+    let base = base_config(&emu).await;
+    let sts = aws_sdk_sts::Client::new(&base);
+
+    let err = sts
+        .assume_role()
+        .role_arn(TENANT_A)
+        .role_session_name("short")
+        .duration_seconds(60)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), Some(400));
+    let service = err.into_service_error();
+    assert_eq!(service.meta().code(), Some("ValidationError"));
+    assert!(
+        service
+            .meta()
+            .message()
+            .is_some_and(|m| m.contains("durationSeconds"))
+    );
+
+    let err = sts
+        .assume_role()
+        .role_arn(TENANT_B)
+        .role_session_name("denied")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), Some(403));
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+
+    let assumed = sts
+        .assume_role()
+        .role_arn(TENANT_A)
+        .role_session_name("granted")
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    let user = assumed.assumed_role_user().unwrap();
+    assert_eq!(
+        user.arn(),
+        "arn:aws:sts::111111111111:assumed-role/tenant-a/granted"
+    );
+    assert!(user.assumed_role_id().ends_with(":granted"));
+    let creds = assumed.credentials().unwrap();
+    assert!(creds.access_key_id().starts_with("ASIA"));
+    assert!(!creds.secret_access_key().is_empty() && !creds.session_token().is_empty());
+
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.account(), Some("123456789012"));
+    let as_role = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&base)
+            .credentials_provider(Credentials::new(
+                creds.access_key_id(),
+                creds.secret_access_key(),
+                Some(creds.session_token().to_owned()),
+                None,
+                "assumed",
+            ))
+            .build(),
+    );
+    let me = as_role.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.account(), Some("111111111111"));
+    assert_eq!(me.arn(), Some(user.arn()));
+    // A session token the emulator never issued is refused, not taken for base credentials.
+    let forged = Client::from_conf(
+        aws_sdk_bedrockagentcore::config::Builder::from(&base)
+            .credentials_provider(Credentials::new(
+                "ASIAFORGED",
+                "x",
+                Some("forged".into()),
+                None,
+                "forged",
+            ))
+            .build(),
+    );
+    let err = forged.list_batch_evaluations().send().await.unwrap_err();
+    assert_eq!(http_status(&err), Some(403));
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("UnrecognizedClientException")
+    );
     emu.shutdown().await.unwrap();
 }

@@ -19,6 +19,7 @@ mod tests {
             name: id.replace('-', "_"),
             account: "123456789012".to_owned(),
             region: "us-west-2".to_owned(),
+            started_by: None,
             client_token: token.map(ToOwned::to_owned),
             status: status.to_owned(),
             outcome: agentcore_emulator::Outcome::Completed,
