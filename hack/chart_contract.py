@@ -152,7 +152,23 @@ def check_contract(defaults_path, override_path, rendered_path, namespace, rules
             check(key in roles, f"{b['kind']}/{name_of(b)} refers to missing {key}")
 
         lease_roles = [r for r in of_kind("Role") if any("coordination.k8s.io" in x.get("apiGroups", []) for x in r["rules"])]
-        reconciler_roles = [r for r in of_kind("ClusterRole") + of_kind("Role") if r not in lease_roles]
+        aggregated = lambda r: any(k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+                                   for k in (r["metadata"].get("labels") or {}))
+        user_roles = [r for r in of_kind("ClusterRole") if aggregated(r)]
+        reconciler_roles = [r for r in of_kind("ClusterRole") + of_kind("Role") if r not in lease_roles and r not in user_roles]
+        # Roles for namespace users: BatchEvaluations only, never their status (where the operator
+        # records the job id and the IAM role cleanup acts with), and view is read-only.
+        expected_user_roles = 2 if values["rbac"].get("aggregateToUserRoles", True) else 0
+        check(len(user_roles) == expected_user_roles, f"expected {expected_user_roles} aggregated user roles, got {len(user_roles)}")
+        for r in user_roles:
+            grants = flatten(r["rules"])
+            check(all(group == "evals.agentcore.dev" for group, _ in grants), f"{name_of(r)} grants outside evals.agentcore.dev: {grants}")
+            labels = r["metadata"]["labels"]
+            if labels.get("rbac.authorization.k8s.io/aggregate-to-edit") == "true":
+                check(("evals.agentcore.dev", "batchevaluations/status") not in grants,
+                      f"{name_of(r)} lets namespace editors write the status the operator's cleanup trusts")
+            else:
+                check(all(set(v) <= {"get", "list", "watch"} for v in grants.values()), f"{name_of(r)} must be read-only")
         check(len(lease_roles) == 1, f"expected one lease Role, got {len(lease_roles)}")
         if lease_roles:
             lr = lease_roles[0]

@@ -436,6 +436,11 @@ pub struct BatchEvaluationStatus {
     /// AWS region the job was started in; every later call goes there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// IAM role the operator assumed for this object when it first called AWS (the namespace's
+    /// role at that time); every later call, cleanup included, uses it, whatever the mapping says
+    /// since. Absent: the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
     /// The service's status: PENDING, IN_PROGRESS, COMPLETED, COMPLETED_WITH_ERRORS, FAILED,
     /// STOPPING, STOPPED or DELETING.
     #[serde(default, skip_serializing_if = "Option::is_none")]

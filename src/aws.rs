@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,6 +21,7 @@ use crate::{
     error::Error,
     metrics::Metrics,
     remote::{Call, FailureKind, RemoteJob, RemoteStatus},
+    tenancy,
 };
 
 /// Settings for building service clients.
@@ -30,17 +31,34 @@ pub struct AwsSettings {
     pub default_region: Option<String>,
     /// Endpoint override (the emulator); `None` for the real service.
     pub endpoint_url: Option<String>,
+    /// STS endpoint override for AssumeRole (the emulator); `None` for the real service.
+    pub sts_endpoint_url: Option<String>,
     pub operation_timeout: Duration,
     pub attempt_timeout: Duration,
 }
 
-/// One SDK client per region, sharing credentials and HTTP connections.
+/// Where, and as whom, a call acts: the object's region and identity, and the namespace the STS
+/// session is named after.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    pub region: &'a str,
+    /// `None`: the operator's own identity; else the role to assume.
+    pub role_arn: Option<&'a str>,
+    pub namespace: &'a str,
+}
+
+/// One SDK client per region and identity, sharing HTTP connections. A client for a role holds
+/// an STS AssumeRole credentials provider: the SDK's identity cache keeps its credentials and
+/// refreshes them before they expire.
 pub struct AgentCore {
     base: aws_config::SdkConfig,
     settings: AwsSettings,
-    clients: Mutex<HashMap<String, Client>>,
+    clients: tokio::sync::Mutex<HashMap<ClientKey, Client>>,
     metrics: Arc<Metrics>,
 }
+
+/// (region, role ARN, STS session name)
+type ClientKey = (String, Option<String>, String);
 
 /// A Start request built from the spec.
 pub struct StartRequest<'a> {
@@ -66,7 +84,7 @@ impl AgentCore {
         Self {
             base,
             settings,
-            clients: Mutex::new(HashMap::new()),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -77,32 +95,58 @@ impl AgentCore {
         self.base.region().map(ToString::to_string)
     }
 
-    fn client(&self, region: &str) -> Client {
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let mut config = aws_sdk_bedrockagentcore::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_owned()));
-                if let Some(url) = &self.settings.endpoint_url {
-                    config = config.endpoint_url(url.clone());
-                }
-                Client::from_conf(config.build())
-            })
-            .clone()
+    /// The client for `scope`, built on first use. The lock is held while a role's provider is
+    /// built (no network call happens then: credentials are fetched on the first request).
+    async fn client(&self, scope: &Scope<'_>) -> Client {
+        let session = scope
+            .role_arn
+            .map_or_else(String::new, |_| tenancy::session_name(scope.namespace));
+        let key = (
+            scope.region.to_owned(),
+            scope.role_arn.map(ToOwned::to_owned),
+            session,
+        );
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
+            return client.clone();
+        }
+        let region = Region::new(scope.region.to_owned());
+        let mut config =
+            aws_sdk_bedrockagentcore::config::Builder::from(&self.base).region(region.clone());
+        if let Some(url) = &self.settings.endpoint_url {
+            config = config.endpoint_url(url.clone());
+        }
+        if let Some(role_arn) = scope.role_arn {
+            let mut sts = self.base.to_builder();
+            if let Some(url) = &self.settings.sts_endpoint_url {
+                sts.set_endpoint_url(Some(url.clone()));
+            }
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                .session_name(&key.2)
+                .region(region)
+                .configure(&sts.build())
+                .build()
+                .await;
+            config = config.credentials_provider(provider);
+        }
+        let client = Client::from_conf(config.build());
+        clients.insert(key, client.clone());
+        client
     }
 
     /// `StartBatchEvaluation`.
     ///
     /// # Errors
     /// [`Error::Aws`] when the call fails, [`Error::InvalidSpec`] when the spec cannot be sent.
-    pub async fn start(&self, region: &str, request: StartRequest<'_>) -> AwsResult<RemoteJob> {
+    pub async fn start(
+        &self,
+        scope: &Scope<'_>,
+        request: StartRequest<'_>,
+    ) -> AwsResult<RemoteJob> {
         let spec = request.spec;
         let mut call = self
-            .client(region)
+            .client(scope)
+            .await
             .start_batch_evaluation()
             .batch_evaluation_name(request.name)
             .client_token(request.client_token)
@@ -152,9 +196,10 @@ impl AgentCore {
     ///
     /// # Errors
     /// [`Error::Aws`] when the call fails for another reason.
-    pub async fn get(&self, region: &str, id: &str) -> AwsResult<Option<RemoteJob>> {
+    pub async fn get(&self, scope: &Scope<'_>, id: &str) -> AwsResult<Option<RemoteJob>> {
         let call = self
-            .client(region)
+            .client(scope)
+            .await
             .get_batch_evaluation()
             .batch_evaluation_id(id);
         let Some(out) = gone_is_none(self.timed(Call::Get, call.send()).await)? else {
@@ -177,8 +222,12 @@ impl AgentCore {
     ///
     /// # Errors
     /// [`Error::Aws`] when a page cannot be read.
-    pub async fn find_by_name(&self, region: &str, name: &str) -> AwsResult<Option<RemoteJob>> {
-        let client = self.client(region);
+    pub async fn find_by_name(
+        &self,
+        scope: &Scope<'_>,
+        name: &str,
+    ) -> AwsResult<Option<RemoteJob>> {
+        let client = self.client(scope).await;
         let mut next_token: Option<String> = None;
         loop {
             let call = client
@@ -213,9 +262,10 @@ impl AgentCore {
     ///
     /// # Errors
     /// [`Error::Aws`] when the call fails for another reason (409 included).
-    pub async fn stop(&self, region: &str, id: &str) -> AwsResult<Option<RemoteStatus>> {
+    pub async fn stop(&self, scope: &Scope<'_>, id: &str) -> AwsResult<Option<RemoteStatus>> {
         let call = self
-            .client(region)
+            .client(scope)
+            .await
             .stop_batch_evaluation()
             .batch_evaluation_id(id);
         let out = gone_is_none(self.timed(Call::Stop, call.send()).await)?;
@@ -226,9 +276,10 @@ impl AgentCore {
     ///
     /// # Errors
     /// [`Error::Aws`] when the call fails for another reason (409 included).
-    pub async fn delete(&self, region: &str, id: &str) -> AwsResult<Option<RemoteStatus>> {
+    pub async fn delete(&self, scope: &Scope<'_>, id: &str) -> AwsResult<Option<RemoteStatus>> {
         let call = self
-            .client(region)
+            .client(scope)
+            .await
             .delete_batch_evaluation()
             .batch_evaluation_id(id);
         let out = gone_is_none(self.timed(Call::Delete, call.send()).await)?;

@@ -15,3 +15,4 @@ pub mod error;
 pub mod metrics;
 pub mod remote;
 pub mod telemetry;
+pub mod tenancy;

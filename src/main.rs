@@ -9,6 +9,7 @@ use agentcore_operator::{
     crdgen,
     metrics::Metrics,
     telemetry::{self, LogFormat},
+    tenancy::{Adoption, NamespaceRole, Tenancy, Unmapped},
 };
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -56,6 +57,20 @@ struct RunArgs {
     /// Endpoint override for the AgentCore API (for example the local emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE")]
     aws_endpoint_url: Option<String>,
+    /// Endpoint override for STS, used to assume the namespaces' roles (for example the local
+    /// emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL_STS")]
+    aws_sts_endpoint_url: Option<String>,
+    /// Objects in NAMESPACE act only through this IAM role (STS AssumeRole from the operator's
+    /// identity; session name `agentcore-operator.NAMESPACE`). Repeatable.
+    #[arg(long = "namespace-role", value_name = "NAMESPACE=ROLE_ARN")]
+    namespace_roles: Vec<NamespaceRole>,
+    /// What objects in namespaces without a role act with.
+    #[arg(long, value_enum, default_value_t = Unmapped::OperatorIdentity)]
+    unmapped_namespaces: Unmapped,
+    /// Where `spec.adoptBatchEvaluationId` is honoured.
+    #[arg(long, value_enum, default_value_t = Adoption::Allowed)]
+    adoption: Adoption,
     /// How often a running job is polled (jittered ±10%).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
@@ -169,12 +184,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         AwsSettings {
             default_region: args.aws_region.clone(),
             endpoint_url: args.aws_endpoint_url.clone(),
+            sts_endpoint_url: args.aws_sts_endpoint_url.clone(),
             operation_timeout: args.aws_operation_timeout,
             attempt_timeout: args.aws_attempt_timeout,
         },
         metrics.clone(),
     )
     .await;
+    let tenancy = Tenancy::new(
+        args.namespace_roles,
+        args.unmapped_namespaces,
+        args.adoption,
+    )
+    .map_err(anyhow::Error::msg)?;
     let default_region = aws.default_region().context(
         "no AWS region: set --aws-region or AWS_REGION (objects may still override it with spec.region)",
     )?;
@@ -211,6 +233,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             poll_interval: args.poll_interval,
             default_region,
             max_active_jobs: args.max_active_jobs.map(|n| n as usize),
+            tenancy,
         },
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         metrics_addr: args.metrics_addr,

@@ -40,7 +40,7 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let ready_reader = reader.clone();
     let (wake, woken) = futures::channel::mpsc::unbounded();
-    ctx.queue.attach(reader.clone(), wake);
+    ctx.attach(reader.clone(), wake);
     let queue_ctx = ctx.clone();
     // kube-runtime's store readiness is a oneshot that wakes only the last of several waiters,
     // and the controller waits on it too: re-poll on a timer instead of awaiting it once.

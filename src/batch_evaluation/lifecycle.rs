@@ -19,16 +19,48 @@ pub enum StallReason {
     AdoptionTargetNotFound,
     /// The recorded job disappeared without this operator deleting it.
     DeletedExternally,
+    /// The namespace has no AWS identity: it is not mapped to a role and unmapped namespaces
+    /// are refused.
+    NoAwsIdentity,
+    /// The administrator does not let this namespace adopt jobs.
+    AdoptionNotAllowed,
+    /// Another object already records or adopts the job this one asks to adopt.
+    AdoptionConflict,
 }
 
 impl StallReason {
     /// Every stall, for reading a recorded one back.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::InvalidSpec,
         Self::NameConflict,
         Self::AdoptionTargetNotFound,
         Self::DeletedExternally,
+        Self::NoAwsIdentity,
+        Self::AdoptionNotAllowed,
+        Self::AdoptionConflict,
     ];
+
+    /// Stalls decided from the operator's configuration and the cluster, before any AWS call.
+    #[must_use]
+    pub const fn decided_without_aws(self) -> bool {
+        matches!(
+            self,
+            Self::NoAwsIdentity | Self::AdoptionNotAllowed | Self::AdoptionConflict
+        )
+    }
+
+    /// Stalls that prove nothing of this object's exists remotely (the name or the adopted job
+    /// is someone else's, or it never had an identity to act with): its deletion touches nothing.
+    #[must_use]
+    pub const fn owns_nothing(self) -> bool {
+        matches!(
+            self,
+            Self::NameConflict
+                | Self::NoAwsIdentity
+                | Self::AdoptionNotAllowed
+                | Self::AdoptionConflict
+        )
+    }
 }
 
 /// Everything about the object the decision needs, extracted without I/O.
@@ -36,6 +68,10 @@ impl StallReason {
 pub struct ObjectView {
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// Why the object must not call AWS at all, known without asking (no identity for its
+    /// namespace; an adoption not allowed or conflicting with another object). Only consulted
+    /// while no job is recorded.
+    pub blocked: Option<StallReason>,
     /// The cleanup finalizer is present now.
     pub has_finalizer: bool,
     /// The finalizer was already there when this reconcile began: an earlier reconcile may have
@@ -160,6 +196,7 @@ fn decide_normal(view: &ObjectView, observation: &Observation) -> Step {
                 Step::Wait(Wait::RecentlyObserved)
             }
             (Some(id), _) => Step::Get { id: id.clone() },
+            (None, _) if let Some(reason) = view.blocked => Step::Stall(reason),
             // Still stalled at this generation: restate it, without calling AWS.
             (None, _) if let Some(reason) = view.stalled => Step::Stall(reason),
             (None, _) => match &view.adopt_id {
@@ -238,11 +275,15 @@ fn decide_deletion(view: &ObjectView, observation: &Observation) -> Step {
     }
     match observation {
         Observation::None => match (&view.recorded_id, &view.adopt_id) {
-            (Some(id), _) | (None, Some(id)) => Step::Get { id: id.clone() },
-            // The name is someone else's: nothing of ours exists.
-            (None, None) if view.stalled == Some(StallReason::NameConflict) => {
+            // The name or the adopted job is someone else's, or nothing could act: nothing of
+            // ours exists.
+            (None, _)
+                if view.blocked.is_some()
+                    || view.stalled.is_some_and(StallReason::owns_nothing) =>
+            {
                 Step::Release(Release::NothingToCleanUp)
             }
+            (Some(id), _) | (None, Some(id)) => Step::Get { id: id.clone() },
             (None, None) => Step::FindByName,
         },
         Observation::Job { id, status } | Observation::FoundByName { id, status } => {

@@ -6,10 +6,12 @@
 //! - [`snapshot`], [`admission`], [`drive`], [`outcome`]: the stages of one reconcile, which
 //!   [`reconciler`] chains and applies;
 //! - [`queue`]: the start queue's order and admission, decided purely;
+//! - [`adoption`]: one object per adopted job;
 //! - [`controller`]: the watch and the kube-runtime controller;
 //! - [`naming`]: the remote job's name and client token.
 
 pub mod admission;
+pub mod adoption;
 pub mod controller;
 pub mod drive;
 pub mod lifecycle;

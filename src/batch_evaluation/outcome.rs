@@ -116,6 +116,8 @@ pub fn outcome(
             .map(|f| (f.kind, f.message.as_str())),
         results_location: snapshot.results_location.as_deref(),
         queue,
+        role_arn: snapshot.identity.role_arn(),
+        detail: snapshot.adoption_conflict.as_deref(),
     };
     let desired = status::desired(&snapshot.status, &inputs, now);
     let status = desired.write.then(|| {

@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -22,6 +22,7 @@ use kube::{
     runtime::{
         controller::Action,
         events::{EventType, Recorder, Reporter},
+        reflector::{ObjectRef, Store},
     },
 };
 use rand::Rng;
@@ -30,10 +31,12 @@ use tracing::{info, instrument, warn};
 
 use crate::{
     api::{BatchEvaluation, BatchEvaluationStatus, FINALIZER},
-    aws::{AgentCore, StartRequest},
+    aws::{AgentCore, Scope, StartRequest},
     batch_evaluation::{
         admission::StartQueue,
+        adoption,
         drive::{Effects, drive},
+        lifecycle::StallReason,
         naming,
         outcome::{MetricsUpdate, Outcome, Requeue, outcome},
         reason::Reason,
@@ -42,6 +45,7 @@ use crate::{
     error::Error,
     metrics::{Metrics, ObjectMetrics},
     remote::{FailureKind, RemoteJob, RemoteStatus},
+    tenancy::Tenancy,
 };
 
 /// Settings of the reconciler.
@@ -51,6 +55,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Region for objects that name none.
     pub default_region: String,
+    /// Which AWS identity each namespace acts with, and where adoption is allowed.
+    pub tenancy: Tenancy,
     /// The most jobs of this operator active at once per region (`--max-active-jobs`); more
     /// objects wait in the start queue.
     pub max_active_jobs: Option<usize>,
@@ -68,6 +74,8 @@ pub struct Context {
     pub settings: Settings,
     /// Objects waiting for their first Start (AWS quota, `--max-active-jobs`).
     pub queue: StartQueue,
+    /// The controller's cache of every object, once it runs.
+    cache: OnceLock<Store<BatchEvaluation>>,
     /// Consecutive failures per object UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// What each object last contributed to the per-object gauges.
@@ -89,6 +97,7 @@ impl Context {
                 settings.default_region.clone(),
                 metrics.clone(),
             ),
+            cache: OnceLock::new(),
             recorder: Recorder::new(client.clone(), reporter.clone()),
             reporter,
             client,
@@ -98,6 +107,17 @@ impl Context {
             failures: Mutex::default(),
             exported: Mutex::default(),
         }
+    }
+
+    /// Connects the reconciles to the controller's cache and wake-up channel.
+    pub fn attach(
+        &self,
+        store: Store<BatchEvaluation>,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<BatchEvaluation>>,
+    ) {
+        self.queue.attach(store.clone(), wake);
+        // Set once per controller run.
+        let _ = self.cache.set(store);
     }
 
     fn next_failure(&self, uid: &str) -> u32 {
@@ -170,9 +190,21 @@ async fn reconcile_object(
     let mut snapshot = Snapshot::of(
         &obj,
         &settings.default_region,
+        &settings.tenancy,
         settings.poll_interval,
         Timestamp::now(),
     )?;
+    if let (Some(id), None, None, Some(cache)) = (
+        &snapshot.view.adopt_id,
+        &snapshot.view.recorded_id,
+        snapshot.view.blocked,
+        ctx.cache.get(),
+    ) {
+        snapshot.adoption_conflict = adoption::owner_of(id, &obj, &cache.state());
+        if snapshot.adoption_conflict.is_some() {
+            snapshot.view.blocked = Some(StallReason::AdoptionConflict);
+        }
+    }
     let place = ctx.queue.admit(&obj, &snapshot).await;
     snapshot.view.queued = place.is_some();
     if let Some(id) = &snapshot.status.batch_evaluation_id {
@@ -263,6 +295,17 @@ struct LiveEffects<'a> {
     snapshot: &'a Snapshot,
 }
 
+impl LiveEffects<'_> {
+    /// The object's region and identity.
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            region: &self.snapshot.region,
+            role_arn: self.snapshot.identity.role_arn(),
+            namespace: &self.snapshot.namespace,
+        }
+    }
+}
+
 impl Effects for LiveEffects<'_> {
     async fn add_finalizer(&self) -> Result<(), Error> {
         let api = Api::namespaced(self.ctx.client.clone(), &self.snapshot.namespace);
@@ -270,14 +313,13 @@ impl Effects for LiveEffects<'_> {
     }
 
     async fn get(&self, id: &str) -> Result<Option<RemoteJob>, Error> {
-        self.ctx.aws.get(&self.snapshot.region, id).await
+        self.ctx.aws.get(&self.scope(), id).await
     }
 
     async fn find_by_name(&self) -> Result<Option<RemoteJob>, Error> {
-        let snapshot = self.snapshot;
         self.ctx
             .aws
-            .find_by_name(&snapshot.region, &snapshot.remote_name)
+            .find_by_name(&self.scope(), &self.snapshot.remote_name)
             .await
     }
 
@@ -288,15 +330,15 @@ impl Effects for LiveEffects<'_> {
             client_token: &token,
             spec: &self.obj.spec,
         };
-        self.ctx.aws.start(&self.snapshot.region, request).await
+        self.ctx.aws.start(&self.scope(), request).await
     }
 
     async fn stop(&self, id: &str) -> Result<Option<RemoteStatus>, Error> {
-        self.ctx.aws.stop(&self.snapshot.region, id).await
+        self.ctx.aws.stop(&self.scope(), id).await
     }
 
     async fn delete(&self, id: &str) -> Result<Option<RemoteStatus>, Error> {
-        self.ctx.aws.delete(&self.snapshot.region, id).await
+        self.ctx.aws.delete(&self.scope(), id).await
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{
         naming, status,
     },
     error::Error,
+    tenancy::{Identity, Tenancy},
 };
 
 /// One object, read once per reconcile.
@@ -30,6 +31,8 @@ pub struct Snapshot {
     pub remote_name: String,
     /// The region recorded at Start, else the spec's, else the operator's default.
     pub region: String,
+    /// The identity its AWS calls use: the one recorded at the first call, else the namespace's.
+    pub identity: Identity,
     /// The status as recorded.
     pub status: BatchEvaluationStatus,
     /// What the lifecycle decides on.
@@ -42,6 +45,9 @@ pub struct Snapshot {
     pub deleting_since: Option<Timestamp>,
     /// The per-object score threshold annotation, if it parses.
     pub score_threshold: Option<f64>,
+    /// The other object that records or adopts the job this one asks to adopt (set by the
+    /// reconciler, which sees the cache).
+    pub adoption_conflict: Option<String>,
 }
 
 /// Whether the object must be read fresh before deciding. The watch cache can lag behind this
@@ -70,6 +76,7 @@ impl Snapshot {
     pub fn of(
         obj: &BatchEvaluation,
         default_region: &str,
+        tenancy: &Tenancy,
         poll_interval: Duration,
         now: Timestamp,
     ) -> Result<Self, Error> {
@@ -89,6 +96,15 @@ impl Snapshot {
             (None, None) => naming::derived_name(&namespace, &name, &uid)?,
         };
         let region = region_of(obj, default_region);
+        let identity = identity_of(&status, &namespace, tenancy);
+        let adopting = obj.spec.adopt_batch_evaluation_id.is_some();
+        let blocked = if identity == Identity::Refused {
+            Some(StallReason::NoAwsIdentity)
+        } else if adopting && !tenancy.may_adopt(&namespace) {
+            Some(StallReason::AdoptionNotAllowed)
+        } else {
+            None
+        };
         let stalled = recorded_stall(obj);
         let fresh_for = stalled
             .is_none()
@@ -97,6 +113,7 @@ impl Snapshot {
         let has_finalizer = has_finalizer(obj);
         let view = ObjectView {
             deleting: obj.meta().deletion_timestamp.is_some(),
+            blocked,
             has_finalizer,
             start_may_have_happened: has_finalizer,
             force_release: obj
@@ -135,10 +152,26 @@ impl Snapshot {
             uid,
             remote_name,
             region,
+            identity,
             status,
+            adoption_conflict: None,
             view,
             fresh_for,
         })
+    }
+}
+
+/// The identity of the object's AWS calls. Fixed at the first call: the recorded role, or the
+/// operator's own identity once a name or job is recorded without one (a later mapping change
+/// must never make an object, its cleanup above all, act in another account); before that, the
+/// namespace's mapping.
+fn identity_of(status: &BatchEvaluationStatus, namespace: &str, tenancy: &Tenancy) -> Identity {
+    match &status.role_arn {
+        Some(role) => Identity::Role(role.clone()),
+        None if status.batch_evaluation_id.is_some() || status.batch_evaluation_name.is_some() => {
+            Identity::Operator
+        }
+        None => tenancy.identity_for(namespace),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct StatusInputs<'a> {
     pub results_location: Option<&'a str>,
     /// The object's place in the start queue, when it waits there.
     pub queue: Option<&'a Place>,
+    /// The role the object acts through (`None`: the operator's own identity).
+    pub role_arn: Option<&'a str>,
+    /// Words for a stall decided without AWS (the other object of an adoption conflict).
+    pub detail: Option<&'a str>,
 }
 
 /// What the three conditions say, typed.
@@ -173,15 +177,18 @@ pub fn desired(
     let mut status = current.clone();
     status.observed_generation = inputs.generation;
 
+    let called_aws = inputs.failure.is_some()
+        || matches!(inputs.step, Step::Stall(stall) if !stall.decided_without_aws());
     if let Some(job) = inputs.job {
         record_job(&mut status, job, inputs.region, now);
-    } else if status.batch_evaluation_name.is_none()
-        && matches!(inputs.step, Step::Retry { .. } | Step::Stall(_))
-    {
-        // Record the name and region the job is (to be) started under, so the operator keeps
-        // using them even if its defaults change before the Start succeeds.
+        status.role_arn = inputs.role_arn.map(ToOwned::to_owned);
+    } else if status.batch_evaluation_name.is_none() && called_aws {
+        // Record the name, region and identity the job is (to be) started under, so the
+        // operator keeps using them even if its defaults or the namespace's role change before
+        // the Start succeeds.
         status.batch_evaluation_name = Some(inputs.name.to_owned());
         status.region = Some(inputs.region.to_owned());
+        status.role_arn = inputs.role_arn.map(ToOwned::to_owned);
     }
 
     status.cleanup_step = if inputs.deleting {
@@ -273,12 +280,12 @@ fn verdict(
     if let Step::Stall(stall) = inputs.step {
         // Restating a stall keeps the service's words from when it happened.
         let reason = Reason::from(*stall);
-        let message = match (inputs.failure, previous_stall) {
-            (Some((_, text)), _) => text.to_owned(),
-            (None, Some((previous, text))) if Reason::stall(previous) == Some(*stall) => {
+        let message = match (inputs.failure, inputs.detail, previous_stall) {
+            (Some((_, text)), _, _) | (None, Some(text), _) => text.to_owned(),
+            (None, None, Some((previous, text))) if Reason::stall(previous) == Some(*stall) => {
                 text.to_owned()
             }
-            (None, _) => stall_message(*stall).to_owned(),
+            (None, None, _) => stall_message(*stall).to_owned(),
         };
         return Verdict::stalled(reason, message);
     }
@@ -405,6 +412,15 @@ const fn stall_message(reason: StallReason) -> &'static str {
         }
         StallReason::DeletedExternally => {
             "the batch evaluation was deleted outside this operator; it is not started again"
+        }
+        StallReason::NoAwsIdentity => {
+            "this namespace is not mapped to an IAM role and the operator refuses unmapped namespaces (--unmapped-namespaces=refuse); ask the cluster administrator for a --namespace-role"
+        }
+        StallReason::AdoptionNotAllowed => {
+            "the cluster administrator does not let this namespace adopt batch evaluations (--adoption); remove spec.adoptBatchEvaluationId"
+        }
+        StallReason::AdoptionConflict => {
+            "another object already records or adopts this batch evaluation"
         }
     }
 }

@@ -325,6 +325,9 @@ pub fn start_operator_with(
         "run",
         "--aws-endpoint-url",
         endpoint_url,
+        // The emulator answers STS too (AssumeRole for namespaces mapped to roles).
+        "--aws-sts-endpoint-url",
+        endpoint_url,
         "--aws-region",
         "us-west-2",
         "--poll-interval",
@@ -370,7 +373,13 @@ pub fn sdk_client(endpoint: &str, access_key: &str) -> aws_sdk_bedrockagentcore:
         Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-west-2"))
-            .credentials_provider(Credentials::new(access_key, "not-a-secret", None, None, "test"))
+            .credentials_provider(Credentials::new(
+                access_key,
+                "not-a-secret",
+                None,
+                None,
+                "test",
+            ))
             .endpoint_url(endpoint)
             .build(),
     )

@@ -109,6 +109,7 @@ impl Effects for Fake {
 
 fn new_object() -> ObjectView {
     ObjectView {
+        blocked: None,
         deleting: false,
         has_finalizer: false,
         start_may_have_happened: false,

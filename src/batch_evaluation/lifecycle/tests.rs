@@ -9,6 +9,7 @@ const ID: &str = "job-0123456789";
 fn tracked(status: RemoteStatus) -> ObjectView {
     ObjectView {
         deleting: false,
+        blocked: None,
         has_finalizer: true,
         start_may_have_happened: true,
         force_release: false,
@@ -78,6 +79,13 @@ use RemoteStatus::{
 
 fn unknown() -> RemoteStatus {
     RemoteStatus::Unknown("ARCHIVED".into())
+}
+
+fn blocked(view: ObjectView, reason: StallReason) -> ObjectView {
+    ObjectView {
+        blocked: Some(reason),
+        ..view
+    }
 }
 
 fn queued(view: ObjectView) -> ObjectView {
@@ -162,6 +170,15 @@ fn decision_table() {
         ("queued and stopped: look up what may have started", with_stop(queued(pending_untracked.clone())), Observation::None, Step::FindByName),
         ("queued and stopped, nothing found: never started", with_stop(queued(pending_untracked.clone())), Observation::NotFound, Step::Idle),
         ("queued and stopped, our job found: stop it", with_stop(queued(pending_untracked.clone())), by_name(InProgress), stop()),
+        // --- tenancy: blocked before any AWS call ---
+        ("no identity for the namespace: stall, no AWS call", blocked(ObjectView { has_finalizer: true, ..fresh() }, StallReason::NoAwsIdentity), Observation::None, Step::Stall(StallReason::NoAwsIdentity)),
+        ("adoption not allowed here: stall, no Get", blocked(adopting.clone(), StallReason::AdoptionNotAllowed), Observation::None, Step::Stall(StallReason::AdoptionNotAllowed)),
+        ("adoption of another object's job: stall, no Get", blocked(adopting.clone(), StallReason::AdoptionConflict), Observation::None, Step::Stall(StallReason::AdoptionConflict)),
+        ("conflicting adopter deleted: released, the other's job untouched", deleting(blocked(adopting.clone(), StallReason::AdoptionConflict)), Observation::None, Step::Release(Release::NothingToCleanUp)),
+        ("conflicting adoption recorded, then deleted: released without a Get", deleting(ObjectView { stalled: Some(StallReason::AdoptionConflict), ..adopting.clone() }), Observation::None, Step::Release(Release::NothingToCleanUp)),
+        ("no identity, deleted: nothing could have started", deleting(blocked(pending_untracked.clone(), StallReason::NoAwsIdentity)), Observation::None, Step::Release(Release::NothingToCleanUp)),
+        ("a recorded job is followed whatever blocks new work", blocked(tracked(InProgress), StallReason::NoAwsIdentity), Observation::None, get()),
+        ("a recorded job is cleaned up whatever blocks new work", deleting(blocked(tracked(InProgress), StallReason::AdoptionConflict)), Observation::None, get()),
         // --- spec.stop before any start ---
         ("stop requested before the first start: nothing is started", with_stop(ObjectView { has_finalizer: true, ..fresh() }), Observation::None, Step::Idle),
         ("stop requested, lookup found nothing: nothing is started", with_stop(pending_untracked.clone()), Observation::NotFound, Step::Idle),

@@ -30,7 +30,14 @@ fn object(status: Option<BatchEvaluationStatus>) -> BatchEvaluation {
 }
 
 fn snapshot(obj: &BatchEvaluation) -> Snapshot {
-    Snapshot::of(obj, "us-west-2", POLL, now()).expect("snapshot")
+    Snapshot::of(
+        obj,
+        "us-west-2",
+        &crate::tenancy::Tenancy::default(),
+        POLL,
+        now(),
+    )
+    .expect("snapshot")
 }
 
 fn job(status: RemoteStatus) -> RemoteJob {
@@ -303,7 +310,11 @@ fn a_queued_object_is_told_once_and_rechecks_without_aws() {
         .find(|c| c.type_ == status::READY)
         .expect("Ready");
     assert_eq!(ready.reason, "Queued");
-    assert!(ready.message.contains("position 3 of 3"), "{}", ready.message);
+    assert!(
+        ready.message.contains("position 3 of 3"),
+        "{}",
+        ready.message
+    );
     assert_eq!(reasons(&out), [("Queued", false)]);
     assert_eq!(out.requeue, Requeue::After(QUEUE_RECHECK_INTERVAL));
     assert_eq!(out.label, "Queued");

@@ -57,6 +57,8 @@ fn inputs<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> StatusInputs<'a> {
         failure: None,
         results_location: None,
         queue: None,
+        role_arn: None,
+        detail: None,
     }
 }
 
