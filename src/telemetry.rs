@@ -17,10 +17,13 @@ pub enum LogFormat {
 const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_bedrockagentcore=warn,kube_lease_manager=warn,hyper=warn";
 
 /// AWS SDK targets whose debug lines print the signing identity: endpoint resolution dumps its
-/// parameters with the identity in them (the SDK redacts the secret key, not the access key id).
-const IDENTITY_AT_DEBUG: [&str; 2] = [
+/// parameters with the identity in them (the SDK redacts the secret key, not the access key id),
+/// and the AssumeRole provider logs the access key id of every set of credentials it obtains for a
+/// namespace's role.
+const IDENTITY_AT_DEBUG: [&str; 3] = [
     "aws_smithy_runtime::client::orchestrator::endpoints",
     "aws_smithy_runtime::client::orchestrator::auth",
+    "aws_config::sts",
 ];
 
 /// Whatever `RUST_LOG` says, credentials never reach the log: the AWS SDK's trace lines (runtime
@@ -113,6 +116,7 @@ mod tests {
             Level::DEBUG
         ));
         assert!(safe(endpoints, Level::WARN));
+        assert!(!safe("aws_config::sts::assume_role", Level::DEBUG));
         assert!(safe("agentcore_operator::reconciler", Level::TRACE));
     }
 }
