@@ -108,13 +108,18 @@ impl Node {
     }
 
     /// Control plane options for a plane that will get a node: the API server listens on every
-    /// local address and is advertised on [`Self::host_ip`] (the `kubernetes` Service's endpoint,
-    /// which pods reach), and the ServiceAccount admission plugin gives pods their token.
+    /// local address and is advertised on [`Self::host_ip`], and its `lease` endpoint reconciler
+    /// writes that address into the `kubernetes` Service's endpoints, which is how pods reach it
+    /// (kube-proxy DNATs `10.0.0.1:443` there). The plain plane runs no reconciler: its
+    /// advertised 127.0.0.1 would be the pod itself inside a pod's network namespace. The
+    /// ServiceAccount admission plugin gives pods their token.
     pub fn control_plane_options(mut options: ControlPlaneOptions) -> Result<ControlPlaneOptions> {
         let ip = Self::host_ip()?;
         options.extra_apiserver_args.extend([
             "--bind-address=0.0.0.0".to_owned(),
             format!("--advertise-address={ip}"),
+            // Later flags win over the plane's `--endpoint-reconciler-type=none`.
+            "--endpoint-reconciler-type=lease".to_owned(),
         ]);
         options.service_account_admission = true;
         Ok(options)
