@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentcore_emulator::{EmulatorConfig, RunningEmulator};
+use agentcore_emulator::{EmulatorConfig, Operation, RunningEmulator};
 use agentcore_testenv::{
     ControlPlane, ControlPlaneOptions, NODE_NAME, Node, OPERATOR_NAMESPACE, ensure_helm,
     wait_until_ok,
@@ -26,6 +26,8 @@ use support::{RELEASE, manifest, object::status_str, repo_path};
 const LONG: Duration = Duration::from_secs(90);
 /// The image tag the test builds and installs (the repository is the chart's default).
 const TAG: &str = "incluster";
+/// The tag `helm upgrade` moves the release to (the same image, tagged again in containerd).
+const UPGRADE_TAG: &str = "incluster-upgraded";
 const SELECTOR: &str = "app.kubernetes.io/name=agentcore-operator";
 
 struct Cluster {
@@ -114,6 +116,29 @@ fn is_ready(pod: &Value) -> bool {
         && pod["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// The pod's container mounts a projected ServiceAccount token at the in-cluster path.
+fn has_projected_token(pod: &Value) -> bool {
+    let empty = Vec::new();
+    let volumes = pod["spec"]["volumes"].as_array().unwrap_or(&empty);
+    let token_volumes: Vec<&Value> = volumes
+        .iter()
+        .filter(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["serviceAccountToken"].is_object()))
+        })
+        .map(|v| &v["name"])
+        .collect();
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .any(|m| {
+            m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+                && token_volumes.contains(&&m["name"])
         })
 }
 
@@ -316,6 +341,13 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
             "the chart's ServiceAccount: {}",
             pod["spec"]["serviceAccountName"]
         );
+        // In-cluster configuration: no kubeconfig anywhere, only the projected token that the
+        // ServiceAccount admission plugin mounted where kube-rs's in-cluster config reads it.
+        ensure!(
+            !pod.to_string().contains("KUBECONFIG") && has_projected_token(pod),
+            "in-cluster configuration from a projected ServiceAccount token: {}",
+            pod["spec"]
+        );
     }
     println!(
         "{}",
@@ -331,12 +363,9 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
         LONG,
         Duration::from_millis(500),
         || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
-            ensure!(names.iter().any(|n| n == holder), "holder {holder:?}");
-            Ok(holder.to_owned())
+            let holder = lease_holder(cluster).await?;
+            ensure!(names.contains(&holder), "holder {holder:?}");
+            Ok(holder)
         },
     )
     .await?;
@@ -454,20 +483,7 @@ async fn lifecycle(cluster: &Cluster) -> anyhow::Result<()> {
         .kubectl(&["delete", "beval", "long", "-n", ns, "--timeout=90s"])
         .await?;
     ensure!(cluster.get_beval(ns, "long").await?.is_none(), "gone");
-    let jobs: Vec<_> = cluster
-        .emulator
-        .jobs()
-        .into_iter()
-        .filter(|j| j.name == remote)
-        .collect();
-    ensure!(
-        jobs.len() == 1
-            && jobs[0].is_gone()
-            && jobs[0].stop_calls == 1
-            && jobs[0].delete_calls == 1,
-        "one job, one Stop, one Delete, gone: {jobs:?}"
-    );
-    Ok(())
+    each_job_stopped_and_deleted_once(cluster, &[remote])
 }
 
 /// The OCI archive's config and single layer: the Dockerfile's runtime stage (user, entrypoint,
@@ -635,9 +651,12 @@ async fn start_running_jobs(
     Ok(names)
 }
 
-/// Each remote job: started once, stopped once, deleted once, gone.
+/// Each remote job: started once, stopped once, deleted once, gone. Counted twice, by the
+/// emulator's job records (every Stop and Delete naming the job, whatever the answer) and by its
+/// per-object operation counters (keyed by the object's client token, first attempts only).
 fn each_job_stopped_and_deleted_once(cluster: &Cluster, names: &[String]) -> anyhow::Result<()> {
     let jobs = cluster.emulator.jobs();
+    let ops = cluster.emulator.object_ops();
     for name in names {
         let mine: Vec<_> = jobs.iter().filter(|j| &j.name == name).collect();
         ensure!(
@@ -646,6 +665,18 @@ fn each_job_stopped_and_deleted_once(cluster: &Cluster, names: &[String]) -> any
                 && mine[0].stop_calls == 1
                 && mine[0].delete_calls == 1,
             "{name}: one job, one Stop, one Delete, gone: {mine:?}"
+        );
+        let key = mine[0].client_token.as_deref().unwrap_or(&mine[0].id);
+        let counted = ops.get(key).cloned().unwrap_or_default();
+        ensure!(
+            [
+                Operation::StartBatchEvaluation,
+                Operation::StopBatchEvaluation,
+                Operation::DeleteBatchEvaluation
+            ]
+            .iter()
+            .all(|op| counted.count(*op) == 1),
+            "{name}: one Start, one Stop, one Delete operation: {counted:?}"
         );
     }
     Ok(())
@@ -668,19 +699,15 @@ async fn wait_no_bevals(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The leader pod is deleted (forced, no graceful Lease release) while objects are being
-/// deleted: the standby takes the Lease over and finishes every deletion, each job stopped and
-/// deleted once; the Deployment replaces the pod.
+/// The leader pod is deleted (`--force --grace-period=0`: the API object goes at once and the
+/// kubelet kills the container within seconds) while objects are being deleted: another pod (the
+/// standby or the replacement, whichever is first) takes the Lease over and finishes every
+/// deletion, each job stopped and deleted once; the Deployment replaces the pod.
 async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
     let ns = "incluster-failover";
     let names = start_running_jobs(cluster, ns, 4, "5s").await?;
-    let before = cluster
-        .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-        .await?;
-    let leader = before["spec"]["holderIdentity"]
-        .as_str()
-        .context("a holder")?
-        .to_owned();
+    let leader = lease_holder(cluster).await?;
+    ensure!(!leader.is_empty(), "a holder before the deletion");
     cluster
         .kubectl(&["delete", "bevals", "--all", "-n", ns, "--wait=false"])
         .await?;
@@ -709,12 +736,9 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
         LONG,
         Duration::from_millis(250),
         || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+            let holder = lease_holder(cluster).await?;
             ensure!(!holder.is_empty() && holder != leader, "holder {holder:?}");
-            Ok(holder.to_owned())
+            Ok(holder)
         },
     )
     .await?;
@@ -741,6 +765,161 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// `helm upgrade` to a new image tag while two jobs run and two objects are being deleted: a
+/// rolling update (surge first, so a standby is Ready before a pod stops), the Lease moves to a
+/// new pod, the running jobs are neither started again nor lost, the deletions finish with one
+/// Stop and one Delete each.
+async fn helm_upgrade_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
+    let ns = "incluster-upgrade";
+    // A long stop keeps the deleted objects in STOPPING through the rollout.
+    let names = start_running_jobs(cluster, ns, 4, "20s").await?;
+    let mut ids = Vec::new();
+    for i in 2..4 {
+        let obj = cluster
+            .get_beval(ns, &format!("job-{i}"))
+            .await?
+            .context("running object")?;
+        ids.push(
+            status_str(&obj, "batchEvaluationId")
+                .context("id")?
+                .to_owned(),
+        );
+    }
+    cluster
+        .kubectl(&[
+            "delete",
+            "beval",
+            "job-0",
+            "job-1",
+            "-n",
+            ns,
+            "--wait=false",
+        ])
+        .await?;
+    for i in 0..2 {
+        cluster
+            .wait_beval(ns, &format!("job-{i}"), "STOPPING during deletion", |o| {
+                status_str(o, "remoteStatus") == Some("STOPPING")
+            })
+            .await?;
+    }
+    let old_pods: Vec<String> = cluster.operator_pods().await?.iter().map(name_of).collect();
+    let repository = image_repository(cluster).await?;
+    let image = format!("{repository}:{UPGRADE_TAG}");
+    cluster
+        .node
+        .tag_image(&format!("{repository}:{TAG}"), &image)
+        .await?;
+    let started = Instant::now();
+    cluster
+        .helm(&[
+            "upgrade",
+            RELEASE,
+            &repo_path("charts/agentcore-operator").display().to_string(),
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--reuse-values",
+            "--set",
+            &format!("image.tag={UPGRADE_TAG}"),
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
+        .await?;
+    println!(
+        "helm upgrade --wait to {image}: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let new_pods = wait_until_ok(
+        "two Ready pods of the new image, the old ones gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster.operator_pods().await?;
+            let names: Vec<String> = pods.iter().map(name_of).collect();
+            ensure!(
+                pods.len() == 2
+                    && pods.iter().all(is_ready)
+                    && pods
+                        .iter()
+                        .all(|p| p["spec"]["containers"][0]["image"] == image.as_str())
+                    && names.iter().all(|n| !old_pods.contains(n)),
+                "pods {names:?}"
+            );
+            Ok(names)
+        },
+    )
+    .await?;
+    wait_until_ok(
+        "a new pod to hold the Lease",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let holder = lease_holder(cluster).await?;
+            ensure!(new_pods.contains(&holder), "holder {holder:?}");
+            Ok(())
+        },
+    )
+    .await?;
+    wait_until_ok(
+        "the objects deleted before the upgrade to be gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            for i in 0..2 {
+                let obj = cluster.get_beval(ns, &format!("job-{i}")).await?;
+                ensure!(obj.is_none(), "job-{i} is still there");
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    // The running jobs went through the rollout untouched: same job, never started again.
+    for (i, id) in (2..4).zip(&ids) {
+        let obj = cluster
+            .get_beval(ns, &format!("job-{i}"))
+            .await?
+            .context("running object")?;
+        ensure!(
+            status_str(&obj, "batchEvaluationId") == Some(id.as_str())
+                && status_str(&obj, "remoteStatus") == Some("IN_PROGRESS"),
+            "job-{i} keeps its running job {id}: {}",
+            obj["status"]
+        );
+    }
+    cluster
+        .kubectl(&["delete", "bevals", "--all", "-n", ns, "--timeout=120s"])
+        .await?;
+    each_job_stopped_and_deleted_once(cluster, &names)
+}
+
+/// The holder of the operator's Lease ("" if none).
+async fn lease_holder(cluster: &Cluster) -> anyhow::Result<String> {
+    let lease = cluster
+        .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
+        .await?;
+    Ok(lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// The image repository the release runs (the chart's default).
+async fn image_repository(cluster: &Cluster) -> anyhow::Result<String> {
+    let image = cluster
+        .kubectl(&[
+            "get",
+            &format!("deployment/{RELEASE}"),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await?;
+    let (repository, _) = image.rsplit_once(':').context("an image with a tag")?;
+    Ok(repository.to_owned())
 }
 
 /// Deleting a namespace that holds running BatchEvaluations: the namespace controller deletes
@@ -794,12 +973,9 @@ async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
         LONG,
         Duration::from_millis(500),
         || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+            let holder = lease_holder(cluster).await?;
             ensure!(holder == serving[0], "holder {holder:?}");
-            Ok(holder.to_owned())
+            Ok(holder)
         },
     )
     .await?;
@@ -913,6 +1089,9 @@ async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
         leader_deleted_mid_deletions(&cluster)
             .await
             .context("leader deleted mid-deletions")?;
+        helm_upgrade_mid_deletions(&cluster)
+            .await
+            .context("helm upgrade mid-deletions")?;
         namespace_deleted_with_live_objects(&cluster)
             .await
             .context("namespace deleted with live objects")?;

@@ -202,10 +202,15 @@ impl Node {
     pub async fn import_image(&self, archive: &Path) -> Result<()> {
         let mut command = self.ctr();
         command.args(["images", "import"]).arg(archive);
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || run_std(&mut command).map(drop))
-            .await
-            .map_err(|e| Error::Node(format!("import task in {}: {e}", dir.display())))?
+        run_blocking(command).await
+    }
+
+    /// Gives an image in the CRI's store a second name (`ctr images tag`), e.g. a new tag for
+    /// a `helm upgrade`: to the kubelet it is another image reference, already present.
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let mut command = self.ctr();
+        command.args(["images", "tag", "--force", source, target]);
+        run_blocking(command).await
     }
 
     /// Image references in the CRI's store.
@@ -838,6 +843,14 @@ fn run_std(command: &mut StdCommand) -> Result<String> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
+}
+
+/// [`run_std`] on the blocking pool, for the async API.
+async fn run_blocking(mut command: StdCommand) -> Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    tokio::task::spawn_blocking(move || run_std(&mut command).map(drop))
+        .await
+        .map_err(|e| Error::Node(format!("{program} task: {e}")))?
 }
 
 fn write(path: &Path, contents: &str) -> Result<()> {
