@@ -64,6 +64,22 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `helm install` or `helm upgrade` of the repository's chart as release [`RELEASE`], waiting
+    /// until its pods are Ready; prints how long that took.
+    async fn helm_chart(&self, verb: &str, extra: &[&str]) -> anyhow::Result<()> {
+        let chart = repo_path("charts/agentcore-operator").display().to_string();
+        let mut args = vec![verb, RELEASE, &chart, "--namespace", OPERATOR_NAMESPACE];
+        args.extend(extra);
+        args.extend(["--wait", "--timeout", "180s"]);
+        let started = Instant::now();
+        self.helm(&args).await?;
+        println!(
+            "helm {verb} --wait: {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     /// The operator pods (Running or not), as JSON objects.
     async fn operator_pods(&self) -> anyhow::Result<Vec<Value>> {
         let list = self
@@ -260,25 +276,9 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
     );
     let values_file = cluster.plane.dir().join("incluster-values.yaml");
     std::fs::write(&values_file, values)?;
-    let started = Instant::now();
     cluster
-        .helm(&[
-            "install",
-            RELEASE,
-            &repo_path("charts/agentcore-operator").display().to_string(),
-            "--namespace",
-            OPERATOR_NAMESPACE,
-            "--values",
-            &values_file.display().to_string(),
-            "--wait",
-            "--timeout",
-            "180s",
-        ])
+        .helm_chart("install", &["--values", &values_file.display().to_string()])
         .await?;
-    println!(
-        "helm install --wait: {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
     // The chart refuses static AWS keys in its values (IRSA or Pod Identity in real clusters);
     // the emulator needs only some key to sign with, given the way a user without either would:
     // a Secret, then a rolling update of the Deployment.
@@ -358,16 +358,9 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
 
     // Exactly one leader: the Lease names one of the pods, and only that pod says it leads.
     let names: Vec<String> = pods.iter().map(name_of).collect();
-    let leader = wait_until_ok(
-        "one pod to hold the Lease",
-        LONG,
-        Duration::from_millis(500),
-        || async {
-            let holder = lease_holder(cluster).await?;
-            ensure!(names.contains(&holder), "holder {holder:?}");
-            Ok(holder)
-        },
-    )
+    let leader = wait_lease_holder(cluster, "one pod to hold the Lease", |holder| {
+        names.iter().any(|n| n == holder)
+    })
     .await?;
     println!(
         "{}",
@@ -731,16 +724,9 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
             "--force",
         ])
         .await?;
-    let new_leader = wait_until_ok(
-        "the standby to take the Lease",
-        LONG,
-        Duration::from_millis(250),
-        || async {
-            let holder = lease_holder(cluster).await?;
-            ensure!(!holder.is_empty() && holder != leader, "holder {holder:?}");
-            Ok(holder)
-        },
-    )
+    let new_leader = wait_lease_holder(cluster, "another pod to take the Lease", |holder| {
+        !holder.is_empty() && holder != leader
+    })
     .await?;
     println!(
         "failover: {new_leader} took the Lease {:.1}s after {leader} was deleted",
@@ -812,26 +798,16 @@ async fn helm_upgrade_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
         .node
         .tag_image(&format!("{repository}:{TAG}"), &image)
         .await?;
-    let started = Instant::now();
     cluster
-        .helm(&[
+        .helm_chart(
             "upgrade",
-            RELEASE,
-            &repo_path("charts/agentcore-operator").display().to_string(),
-            "--namespace",
-            OPERATOR_NAMESPACE,
-            "--reuse-values",
-            "--set",
-            &format!("image.tag={UPGRADE_TAG}"),
-            "--wait",
-            "--timeout",
-            "180s",
-        ])
+            &[
+                "--reuse-values",
+                "--set",
+                &format!("image.tag={UPGRADE_TAG}"),
+            ],
+        )
         .await?;
-    println!(
-        "helm upgrade --wait to {image}: {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
     let new_pods = wait_until_ok(
         "two Ready pods of the new image, the old ones gone",
         LONG,
@@ -852,16 +828,9 @@ async fn helm_upgrade_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
         },
     )
     .await?;
-    wait_until_ok(
-        "a new pod to hold the Lease",
-        LONG,
-        Duration::from_millis(500),
-        || async {
-            let holder = lease_holder(cluster).await?;
-            ensure!(new_pods.contains(&holder), "holder {holder:?}");
-            Ok(())
-        },
-    )
+    wait_lease_holder(cluster, "a new pod to hold the Lease", |holder| {
+        new_pods.iter().any(|n| n == holder)
+    })
     .await?;
     wait_until_ok(
         "the objects deleted before the upgrade to be gone",
@@ -904,6 +873,23 @@ async fn lease_holder(cluster: &Cluster) -> anyhow::Result<String> {
         .as_str()
         .unwrap_or_default()
         .to_owned())
+}
+
+/// Waits until the operator's Lease holder satisfies `check`; returns the holder.
+async fn wait_lease_holder(
+    cluster: &Cluster,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    let check = &check;
+    Ok(
+        wait_until_ok(what, LONG, Duration::from_millis(250), || async move {
+            let holder = lease_holder(cluster).await?;
+            ensure!(check(&holder), "holder {holder:?}");
+            Ok(holder)
+        })
+        .await?,
+    )
 }
 
 /// The image repository the release runs (the chart's default).
@@ -968,16 +954,9 @@ async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
         serving.len() == 1,
         "the PDB keeps exactly one operator pod: {serving:?}"
     );
-    let holder = wait_until_ok(
-        "the remaining pod to hold the Lease",
-        LONG,
-        Duration::from_millis(500),
-        || async {
-            let holder = lease_holder(cluster).await?;
-            ensure!(holder == serving[0], "holder {holder:?}");
-            Ok(holder)
-        },
-    )
+    let holder = wait_lease_holder(cluster, "the remaining pod to hold the Lease", |holder| {
+        holder == serving[0]
+    })
     .await?;
     println!("drain held by the PDB; {holder} leads alone");
     // The operator still works on a cordoned node.

@@ -70,6 +70,9 @@ const SYSCTLS: [&str; 8] = [
 /// The chains the kubelet creates and `kube-proxy --cleanup` does not remove.
 const KUBELET_CHAINS: [&str; 3] = ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"];
 
+/// The kubelet listens here whatever its `--root-dir`; nothing else on a test machine does.
+const DEVICE_PLUGIN_SOCKET: &str = "/var/lib/kubelet/device-plugins/kubelet.sock";
+
 const GRACE: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const LOG_TAIL_LINES: usize = 30;
@@ -663,6 +666,8 @@ conntrack:
                 }
             }
         }
+        // The kubelet's device-plugin registration socket (a fixed path, whatever its root dir).
+        let _ = std::fs::remove_file(DEVICE_PLUGIN_SOCKET);
         // The kubelet's symlinks to container logs (a fixed path), pointing into this node.
         if let Ok(entries) = std::fs::read_dir("/var/log/containers") {
             for entry in entries.flatten() {
