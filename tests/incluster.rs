@@ -167,13 +167,15 @@ fn name_of(obj: &Value) -> String {
 
 /// Builds the image with the script a release uses, from the release binary.
 async fn build_image() -> anyhow::Result<PathBuf> {
+    // `output()` captures stderr whatever was set: the script's log is printed from here.
     let out = tokio::process::Command::new("bash")
         .arg(repo_path("hack/build-image.sh"))
         .env("TAG", TAG)
-        .stderr(std::process::Stdio::inherit())
         .output()
         .await?;
-    ensure!(out.status.success(), "hack/build-image.sh failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "hack/build-image.sh failed: {log}");
+    eprint!("{log}");
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
