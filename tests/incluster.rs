@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentcore_emulator::{EmulatorConfig, RunningEmulator};
+use agentcore_emulator::{EmulatorConfig, Operation, RunningEmulator};
 use agentcore_testenv::{
     ControlPlane, ControlPlaneOptions, NODE_NAME, Node, OPERATOR_NAMESPACE, ensure_helm,
     wait_until_ok,
@@ -26,6 +26,8 @@ use support::{RELEASE, manifest, object::status_str, repo_path};
 const LONG: Duration = Duration::from_secs(90);
 /// The image tag the test builds and installs (the repository is the chart's default).
 const TAG: &str = "incluster";
+/// The tag `helm upgrade` moves the release to (the same image, tagged again in containerd).
+const UPGRADE_TAG: &str = "incluster-upgraded";
 const SELECTOR: &str = "app.kubernetes.io/name=agentcore-operator";
 
 struct Cluster {
@@ -60,6 +62,22 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `helm install` or `helm upgrade` of the repository's chart as release [`RELEASE`], waiting
+    /// until its pods are Ready; prints how long that took.
+    async fn helm_chart(&self, verb: &str, extra: &[&str]) -> anyhow::Result<()> {
+        let chart = repo_path("charts/agentcore-operator").display().to_string();
+        let mut args = vec![verb, RELEASE, &chart, "--namespace", OPERATOR_NAMESPACE];
+        args.extend(extra);
+        args.extend(["--wait", "--timeout", "180s"]);
+        let started = Instant::now();
+        self.helm(&args).await?;
+        println!(
+            "helm {verb} --wait: {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     /// The operator pods (Running or not), as JSON objects.
@@ -117,6 +135,29 @@ fn is_ready(pod: &Value) -> bool {
         })
 }
 
+/// The pod's container mounts a projected ServiceAccount token at the in-cluster path.
+fn has_projected_token(pod: &Value) -> bool {
+    let empty = Vec::new();
+    let volumes = pod["spec"]["volumes"].as_array().unwrap_or(&empty);
+    let token_volumes: Vec<&Value> = volumes
+        .iter()
+        .filter(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["serviceAccountToken"].is_object()))
+        })
+        .map(|v| &v["name"])
+        .collect();
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .any(|m| {
+            m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+                && token_volumes.contains(&&m["name"])
+        })
+}
+
 fn name_of(obj: &Value) -> String {
     obj["metadata"]["name"]
         .as_str()
@@ -126,13 +167,15 @@ fn name_of(obj: &Value) -> String {
 
 /// Builds the image with the script a release uses, from the release binary.
 async fn build_image() -> anyhow::Result<PathBuf> {
+    // `output()` captures stderr whatever was set: the script's log is printed from here.
     let out = tokio::process::Command::new("bash")
         .arg(repo_path("hack/build-image.sh"))
         .env("TAG", TAG)
-        .stderr(std::process::Stdio::inherit())
         .output()
         .await?;
-    ensure!(out.status.success(), "hack/build-image.sh failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "hack/build-image.sh failed: {log}");
+    eprint!("{log}");
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -235,25 +278,9 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
     );
     let values_file = cluster.plane.dir().join("incluster-values.yaml");
     std::fs::write(&values_file, values)?;
-    let started = Instant::now();
     cluster
-        .helm(&[
-            "install",
-            RELEASE,
-            &repo_path("charts/agentcore-operator").display().to_string(),
-            "--namespace",
-            OPERATOR_NAMESPACE,
-            "--values",
-            &values_file.display().to_string(),
-            "--wait",
-            "--timeout",
-            "180s",
-        ])
+        .helm_chart("install", &["--values", &values_file.display().to_string()])
         .await?;
-    println!(
-        "helm install --wait: {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
     // The chart refuses static AWS keys in its values (IRSA or Pod Identity in real clusters);
     // the emulator needs only some key to sign with, given the way a user without either would:
     // a Secret, then a rolling update of the Deployment.
@@ -316,6 +343,13 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
             "the chart's ServiceAccount: {}",
             pod["spec"]["serviceAccountName"]
         );
+        // In-cluster configuration: no kubeconfig anywhere, only the projected token that the
+        // ServiceAccount admission plugin mounted where kube-rs's in-cluster config reads it.
+        ensure!(
+            !pod.to_string().contains("KUBECONFIG") && has_projected_token(pod),
+            "in-cluster configuration from a projected ServiceAccount token: {}",
+            pod["spec"]
+        );
     }
     println!(
         "{}",
@@ -326,19 +360,9 @@ async fn install(cluster: &Cluster) -> anyhow::Result<()> {
 
     // Exactly one leader: the Lease names one of the pods, and only that pod says it leads.
     let names: Vec<String> = pods.iter().map(name_of).collect();
-    let leader = wait_until_ok(
-        "one pod to hold the Lease",
-        LONG,
-        Duration::from_millis(500),
-        || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
-            ensure!(names.iter().any(|n| n == holder), "holder {holder:?}");
-            Ok(holder.to_owned())
-        },
-    )
+    let leader = wait_lease_holder(cluster, "one pod to hold the Lease", |holder| {
+        names.iter().any(|n| n == holder)
+    })
     .await?;
     println!(
         "{}",
@@ -454,20 +478,7 @@ async fn lifecycle(cluster: &Cluster) -> anyhow::Result<()> {
         .kubectl(&["delete", "beval", "long", "-n", ns, "--timeout=90s"])
         .await?;
     ensure!(cluster.get_beval(ns, "long").await?.is_none(), "gone");
-    let jobs: Vec<_> = cluster
-        .emulator
-        .jobs()
-        .into_iter()
-        .filter(|j| j.name == remote)
-        .collect();
-    ensure!(
-        jobs.len() == 1
-            && jobs[0].is_gone()
-            && jobs[0].stop_calls == 1
-            && jobs[0].delete_calls == 1,
-        "one job, one Stop, one Delete, gone: {jobs:?}"
-    );
-    Ok(())
+    each_job_stopped_and_deleted_once(cluster, &[remote])
 }
 
 /// The OCI archive's config and single layer: the Dockerfile's runtime stage (user, entrypoint,
@@ -635,9 +646,12 @@ async fn start_running_jobs(
     Ok(names)
 }
 
-/// Each remote job: started once, stopped once, deleted once, gone.
+/// Each remote job: started once, stopped once, deleted once, gone. Counted twice, by the
+/// emulator's job records (every Stop and Delete naming the job, whatever the answer) and by its
+/// per-object operation counters (keyed by the object's client token, first attempts only).
 fn each_job_stopped_and_deleted_once(cluster: &Cluster, names: &[String]) -> anyhow::Result<()> {
     let jobs = cluster.emulator.jobs();
+    let ops = cluster.emulator.object_ops();
     for name in names {
         let mine: Vec<_> = jobs.iter().filter(|j| &j.name == name).collect();
         ensure!(
@@ -646,6 +660,18 @@ fn each_job_stopped_and_deleted_once(cluster: &Cluster, names: &[String]) -> any
                 && mine[0].stop_calls == 1
                 && mine[0].delete_calls == 1,
             "{name}: one job, one Stop, one Delete, gone: {mine:?}"
+        );
+        let key = mine[0].client_token.as_deref().unwrap_or(&mine[0].id);
+        let counted = ops.get(key).cloned().unwrap_or_default();
+        ensure!(
+            [
+                Operation::StartBatchEvaluation,
+                Operation::StopBatchEvaluation,
+                Operation::DeleteBatchEvaluation
+            ]
+            .iter()
+            .all(|op| counted.count(*op) == 1),
+            "{name}: one Start, one Stop, one Delete operation: {counted:?}"
         );
     }
     Ok(())
@@ -668,19 +694,15 @@ async fn wait_no_bevals(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The leader pod is deleted (forced, no graceful Lease release) while objects are being
-/// deleted: the standby takes the Lease over and finishes every deletion, each job stopped and
-/// deleted once; the Deployment replaces the pod.
+/// The leader pod is deleted (`--force --grace-period=0`: the API object goes at once and the
+/// kubelet kills the container within seconds) while objects are being deleted: another pod (the
+/// standby or the replacement, whichever is first) takes the Lease over and finishes every
+/// deletion, each job stopped and deleted once; the Deployment replaces the pod.
 async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
     let ns = "incluster-failover";
     let names = start_running_jobs(cluster, ns, 4, "5s").await?;
-    let before = cluster
-        .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-        .await?;
-    let leader = before["spec"]["holderIdentity"]
-        .as_str()
-        .context("a holder")?
-        .to_owned();
+    let leader = lease_holder(cluster).await?;
+    ensure!(!leader.is_empty(), "a holder before the deletion");
     cluster
         .kubectl(&["delete", "bevals", "--all", "-n", ns, "--wait=false"])
         .await?;
@@ -704,19 +726,9 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
             "--force",
         ])
         .await?;
-    let new_leader = wait_until_ok(
-        "the standby to take the Lease",
-        LONG,
-        Duration::from_millis(250),
-        || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
-            ensure!(!holder.is_empty() && holder != leader, "holder {holder:?}");
-            Ok(holder.to_owned())
-        },
-    )
+    let new_leader = wait_lease_holder(cluster, "another pod to take the Lease", |holder| {
+        !holder.is_empty() && holder != leader
+    })
     .await?;
     println!(
         "failover: {new_leader} took the Lease {:.1}s after {leader} was deleted",
@@ -741,6 +753,161 @@ async fn leader_deleted_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// `helm upgrade` to a new image tag while two jobs run and two objects are being deleted: a
+/// rolling update (surge first, so a standby is Ready before a pod stops), the Lease moves to a
+/// new pod, the running jobs are neither started again nor lost, the deletions finish with one
+/// Stop and one Delete each.
+async fn helm_upgrade_mid_deletions(cluster: &Cluster) -> anyhow::Result<()> {
+    let ns = "incluster-upgrade";
+    // A long stop keeps the deleted objects in STOPPING through the rollout.
+    let names = start_running_jobs(cluster, ns, 4, "20s").await?;
+    let mut ids = Vec::new();
+    for i in 2..4 {
+        let obj = cluster
+            .get_beval(ns, &format!("job-{i}"))
+            .await?
+            .context("running object")?;
+        ids.push(
+            status_str(&obj, "batchEvaluationId")
+                .context("id")?
+                .to_owned(),
+        );
+    }
+    cluster
+        .kubectl(&[
+            "delete",
+            "beval",
+            "job-0",
+            "job-1",
+            "-n",
+            ns,
+            "--wait=false",
+        ])
+        .await?;
+    for i in 0..2 {
+        cluster
+            .wait_beval(ns, &format!("job-{i}"), "STOPPING during deletion", |o| {
+                status_str(o, "remoteStatus") == Some("STOPPING")
+            })
+            .await?;
+    }
+    let old_pods: Vec<String> = cluster.operator_pods().await?.iter().map(name_of).collect();
+    let repository = image_repository(cluster).await?;
+    let image = format!("{repository}:{UPGRADE_TAG}");
+    cluster
+        .node
+        .tag_image(&format!("{repository}:{TAG}"), &image)
+        .await?;
+    cluster
+        .helm_chart(
+            "upgrade",
+            &[
+                "--reuse-values",
+                "--set",
+                &format!("image.tag={UPGRADE_TAG}"),
+            ],
+        )
+        .await?;
+    let new_pods = wait_until_ok(
+        "two Ready pods of the new image, the old ones gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            let pods = cluster.operator_pods().await?;
+            let names: Vec<String> = pods.iter().map(name_of).collect();
+            ensure!(
+                pods.len() == 2
+                    && pods.iter().all(is_ready)
+                    && pods
+                        .iter()
+                        .all(|p| p["spec"]["containers"][0]["image"] == image.as_str())
+                    && names.iter().all(|n| !old_pods.contains(n)),
+                "pods {names:?}"
+            );
+            Ok(names)
+        },
+    )
+    .await?;
+    wait_lease_holder(cluster, "a new pod to hold the Lease", |holder| {
+        new_pods.iter().any(|n| n == holder)
+    })
+    .await?;
+    wait_until_ok(
+        "the objects deleted before the upgrade to be gone",
+        LONG,
+        Duration::from_millis(500),
+        || async {
+            for i in 0..2 {
+                let obj = cluster.get_beval(ns, &format!("job-{i}")).await?;
+                ensure!(obj.is_none(), "job-{i} is still there");
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    // The running jobs went through the rollout untouched: same job, never started again.
+    for (i, id) in (2..4).zip(&ids) {
+        let obj = cluster
+            .get_beval(ns, &format!("job-{i}"))
+            .await?
+            .context("running object")?;
+        ensure!(
+            status_str(&obj, "batchEvaluationId") == Some(id.as_str())
+                && status_str(&obj, "remoteStatus") == Some("IN_PROGRESS"),
+            "job-{i} keeps its running job {id}: {}",
+            obj["status"]
+        );
+    }
+    cluster
+        .kubectl(&["delete", "bevals", "--all", "-n", ns, "--timeout=120s"])
+        .await?;
+    each_job_stopped_and_deleted_once(cluster, &names)
+}
+
+/// The holder of the operator's Lease ("" if none).
+async fn lease_holder(cluster: &Cluster) -> anyhow::Result<String> {
+    let lease = cluster
+        .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
+        .await?;
+    Ok(lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Waits until the operator's Lease holder satisfies `check`; returns the holder.
+async fn wait_lease_holder(
+    cluster: &Cluster,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    let check = &check;
+    Ok(
+        wait_until_ok(what, LONG, Duration::from_millis(250), || async move {
+            let holder = lease_holder(cluster).await?;
+            ensure!(check(&holder), "holder {holder:?}");
+            Ok(holder)
+        })
+        .await?,
+    )
+}
+
+/// The image repository the release runs (the chart's default).
+async fn image_repository(cluster: &Cluster) -> anyhow::Result<String> {
+    let image = cluster
+        .kubectl(&[
+            "get",
+            &format!("deployment/{RELEASE}"),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await?;
+    let (repository, _) = image.rsplit_once(':').context("an image with a tag")?;
+    Ok(repository.to_owned())
 }
 
 /// Deleting a namespace that holds running BatchEvaluations: the namespace controller deletes
@@ -789,19 +956,9 @@ async fn drain_and_the_pdb(cluster: &Cluster) -> anyhow::Result<()> {
         serving.len() == 1,
         "the PDB keeps exactly one operator pod: {serving:?}"
     );
-    let holder = wait_until_ok(
-        "the remaining pod to hold the Lease",
-        LONG,
-        Duration::from_millis(500),
-        || async {
-            let lease = cluster
-                .json(&["get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE])
-                .await?;
-            let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
-            ensure!(holder == serving[0], "holder {holder:?}");
-            Ok(holder.to_owned())
-        },
-    )
+    let holder = wait_lease_holder(cluster, "the remaining pod to hold the Lease", |holder| {
+        holder == serving[0]
+    })
     .await?;
     println!("drain held by the PDB; {holder} leads alone");
     // The operator still works on a cordoned node.
@@ -913,6 +1070,9 @@ async fn incluster_chart_on_a_real_node() -> anyhow::Result<()> {
         leader_deleted_mid_deletions(&cluster)
             .await
             .context("leader deleted mid-deletions")?;
+        helm_upgrade_mid_deletions(&cluster)
+            .await
+            .context("helm upgrade mid-deletions")?;
         namespace_deleted_with_live_objects(&cluster)
             .await
             .context("namespace deleted with live objects")?;

@@ -70,6 +70,9 @@ const SYSCTLS: [&str; 8] = [
 /// The chains the kubelet creates and `kube-proxy --cleanup` does not remove.
 const KUBELET_CHAINS: [&str; 3] = ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"];
 
+/// The kubelet listens here whatever its `--root-dir`; nothing else on a test machine does.
+const DEVICE_PLUGIN_SOCKET: &str = "/var/lib/kubelet/device-plugins/kubelet.sock";
+
 const GRACE: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const LOG_TAIL_LINES: usize = 30;
@@ -108,13 +111,18 @@ impl Node {
     }
 
     /// Control plane options for a plane that will get a node: the API server listens on every
-    /// local address and is advertised on [`Self::host_ip`] (the `kubernetes` Service's endpoint,
-    /// which pods reach), and the ServiceAccount admission plugin gives pods their token.
+    /// local address and is advertised on [`Self::host_ip`], and its `lease` endpoint reconciler
+    /// writes that address into the `kubernetes` Service's endpoints, which is how pods reach it
+    /// (kube-proxy DNATs `10.0.0.1:443` there). The plain plane runs no reconciler: its
+    /// advertised 127.0.0.1 would be the pod itself inside a pod's network namespace. The
+    /// ServiceAccount admission plugin gives pods their token.
     pub fn control_plane_options(mut options: ControlPlaneOptions) -> Result<ControlPlaneOptions> {
         let ip = Self::host_ip()?;
         options.extra_apiserver_args.extend([
             "--bind-address=0.0.0.0".to_owned(),
             format!("--advertise-address={ip}"),
+            // Later flags win over the plane's `--endpoint-reconciler-type=none`.
+            "--endpoint-reconciler-type=lease".to_owned(),
         ]);
         options.service_account_admission = true;
         Ok(options)
@@ -197,10 +205,15 @@ impl Node {
     pub async fn import_image(&self, archive: &Path) -> Result<()> {
         let mut command = self.ctr();
         command.args(["images", "import"]).arg(archive);
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || run_std(&mut command).map(drop))
-            .await
-            .map_err(|e| Error::Node(format!("import task in {}: {e}", dir.display())))?
+        run_blocking(command).await
+    }
+
+    /// Gives an image in the CRI's store a second name (`ctr images tag`), e.g. a new tag for
+    /// a `helm upgrade`: to the kubelet it is another image reference, already present.
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let mut command = self.ctr();
+        command.args(["images", "tag", "--force", source, target]);
+        run_blocking(command).await
     }
 
     /// Image references in the CRI's store.
@@ -653,6 +666,8 @@ conntrack:
                 }
             }
         }
+        // The kubelet's device-plugin registration socket (a fixed path, whatever its root dir).
+        let _ = std::fs::remove_file(DEVICE_PLUGIN_SOCKET);
         // The kubelet's symlinks to container logs (a fixed path), pointing into this node.
         if let Ok(entries) = std::fs::read_dir("/var/log/containers") {
             for entry in entries.flatten() {
@@ -833,6 +848,14 @@ fn run_std(command: &mut StdCommand) -> Result<String> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
+}
+
+/// [`run_std`] on the blocking pool, for the async API.
+async fn run_blocking(mut command: StdCommand) -> Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    tokio::task::spawn_blocking(move || run_std(&mut command).map(drop))
+        .await
+        .map_err(|e| Error::Node(format!("{program} task: {e}")))?
 }
 
 fn write(path: &Path, contents: &str) -> Result<()> {
