@@ -177,9 +177,7 @@ async fn the_aws_quota_queues_twelve_objects_in_creation_order() -> anyhow::Resu
     let sampler = ActiveSampler::start(&env.emulator, since);
     env.apply(&all_at_once(ns, &names)).await?;
 
-    let last = env
-        .wait_for(ns, "q12", "queued", LONG, queued)
-        .await?;
+    let last = env.wait_for(ns, "q12", "queued", LONG, queued).await?;
     let message = cond_message(&last, "Reconciling");
     ensure!(
         message.contains("position") && message.contains("quota"),
@@ -216,7 +214,11 @@ async fn the_aws_quota_queues_twelve_objects_in_creation_order() -> anyhow::Resu
         ensure!(*calls <= 4, "{name} sent {calls} Starts");
     }
     let jobs = env.emulator.jobs();
-    ensure!(jobs.len() == 12, "nothing started twice: {} jobs", jobs.len());
+    ensure!(
+        jobs.len() == 12,
+        "nothing started twice: {} jobs",
+        jobs.len()
+    );
     Ok(())
 }
 
@@ -235,9 +237,7 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
     let sampler = ActiveSampler::start(&env.emulator, since);
     env.apply(&all_at_once(ns, &names)).await?;
 
-    let waiting = env
-        .wait_for(ns, "l10", "queued", LONG, queued)
-        .await?;
+    let waiting = env.wait_for(ns, "l10", "queued", LONG, queued).await?;
     ensure!(
         cond_message(&waiting, "Reconciling").contains("--max-active-jobs=2"),
         "the limit is named: {}",
@@ -245,8 +245,16 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
     );
     // A queued object deleted: released at once, without a Start.
     let deleted_at = Instant::now();
-    env.kubectl(&["delete", "beval", "-n", ns, "l09", "--wait=true", "--timeout=30s"])
-        .await?;
+    env.kubectl(&[
+        "delete",
+        "beval",
+        "-n",
+        ns,
+        "l09",
+        "--wait=true",
+        "--timeout=30s",
+    ])
+    .await?;
     let release = deleted_at.elapsed();
 
     // Kill the operator while objects wait, then start it again.
@@ -261,7 +269,11 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
     wait_all_ready(&env, ns, &remaining).await?;
     let took = since.elapsed();
     let timeline = Timeline::of(&env, ns, &remaining).await?;
-    timeline.print("--max-active-jobs 2, 10 objects, kill", took, &sampler.finish());
+    timeline.print(
+        "--max-active-jobs 2, 10 objects, kill",
+        took,
+        &sampler.finish(),
+    );
     println!(
         "queued object deleted and gone in {:.2} s",
         release.as_secs_f64()
@@ -284,7 +296,10 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
         "no Start for the deleted object, none twice: {} Starts",
         env.calls(Operation::StartBatchEvaluation)
     );
-    ensure!(env.emulator.jobs().len() == 9, "one job per remaining object");
+    ensure!(
+        env.emulator.jobs().len() == 9,
+        "one job per remaining object"
+    );
 
     // The restarted operator saw objects wait: the wait is measured, the depth exported.
     let metrics = support::metrics::scrape(env.metrics_port).await?;
@@ -328,7 +343,11 @@ async fn an_outside_job_holding_the_quota_causes_no_retry_storm() -> anyhow::Res
     wait_all_ready(&env, ns, &names).await?;
     let took = since.elapsed();
     let timeline = Timeline::of(&env, ns, &names).await?;
-    timeline.print("quota 1 held by an outside job for 12 s, 4 objects", took, &sampler.finish());
+    timeline.print(
+        "quota 1 held by an outside job for 12 s, 4 objects",
+        took,
+        &sampler.finish(),
+    );
 
     let peak = env.emulator.peak_active_jobs(ACCOUNT, REGION);
     ensure!(peak <= 1, "never more than the quota: peak {peak}");
@@ -343,6 +362,10 @@ async fn an_outside_job_holding_the_quota_causes_no_retry_storm() -> anyhow::Res
     );
     let mut sorted = timeline.order();
     sorted.sort_unstable();
-    ensure!(timeline.order() == sorted, "creation order: {:?}", timeline.order());
+    ensure!(
+        timeline.order() == sorted,
+        "creation order: {:?}",
+        timeline.order()
+    );
     Ok(())
 }

@@ -203,13 +203,10 @@ impl StartQueue {
             // A slot was free; whether another is, only a job of ours finishing or the next
             // probe tells. With nobody left waiting, the queue is not consulted any more.
             let was_queued = state.queued.remove(uid);
-            state.quota = state
-                .quota
-                .filter(|_| !state.queued.is_empty())
-                .map(|q| {
-                    let active = state.recorded_active + state.started.len() + state.in_flight.len();
-                    q.accepted(active, now)
-                });
+            state.quota = state.quota.filter(|_| !state.queued.is_empty()).map(|q| {
+                let active = state.recorded_active + state.started.len() + state.in_flight.len();
+                q.accepted(active, now)
+            });
             if was_queued {
                 let created = obj.meta().creation_timestamp.as_ref().map(|t| t.0);
                 let waited = created.map(|c| now.duration_since(c));
@@ -275,7 +272,11 @@ impl StartQueue {
         if moved {
             self.metrics
                 .set_queue_depth(&snapshot.region, state.queued.len());
-            for head in state.head.iter().filter(|r| r.extra.uid.as_ref() != Some(uid)) {
+            for head in state
+                .head
+                .iter()
+                .filter(|r| r.extra.uid.as_ref() != Some(uid))
+            {
                 // The controller is gone when the send fails: nothing left to wake.
                 let _ = cache.wake.unbounded_send(head.clone());
             }
@@ -304,7 +305,10 @@ impl RegionState {
             }
             let Some(uid) = obj.uid() else { continue };
             let status = obj.status.as_ref();
-            if status.and_then(|s| s.batch_evaluation_id.as_ref()).is_some() {
+            if status
+                .and_then(|s| s.batch_evaluation_id.as_ref())
+                .is_some()
+            {
                 self.in_flight.remove(&uid);
                 self.started.remove(&uid);
                 let holds = status

@@ -366,12 +366,18 @@ mod tests {
         for _ in 0..10 {
             many = probe(many);
         }
-        assert_eq!(many.since, first.since, "the refusals since the first are one episode");
+        assert_eq!(
+            many.since, first.since,
+            "the refusals since the first are one episode"
+        );
         let last = probe(many);
         assert_eq!(last.retry_at.duration_since(many.retry_at).as_secs(), 60);
         assert_eq!(many.since, first.since);
         let accepted = many.accepted(4, now());
-        assert_eq!((accepted.refusals, accepted.active_then, wait(accepted)), (0, 4, 5));
+        assert_eq!(
+            (accepted.refusals, accepted.active_then, wait(accepted)),
+            (0, 4, 5)
+        );
         q.quota = Some(accepted);
         q.active = 4;
         assert!(

@@ -370,7 +370,13 @@ pub fn sdk_client(endpoint: &str, access_key: &str) -> aws_sdk_bedrockagentcore:
         Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-west-2"))
-            .credentials_provider(Credentials::new(access_key, "not-a-secret", None, None, "test"))
+            .credentials_provider(Credentials::new(
+                access_key,
+                "not-a-secret",
+                None,
+                None,
+                "test",
+            ))
             .endpoint_url(endpoint)
             .build(),
     )

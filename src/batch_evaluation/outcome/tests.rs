@@ -303,7 +303,11 @@ fn a_queued_object_is_told_once_and_rechecks_without_aws() {
         .find(|c| c.type_ == status::READY)
         .expect("Ready");
     assert_eq!(ready.reason, "Queued");
-    assert!(ready.message.contains("position 3 of 3"), "{}", ready.message);
+    assert!(
+        ready.message.contains("position 3 of 3"),
+        "{}",
+        ready.message
+    );
     assert_eq!(reasons(&out), [("Queued", false)]);
     assert_eq!(out.requeue, Requeue::After(QUEUE_RECHECK_INTERVAL));
     assert_eq!(out.label, "Queued");
