@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README states and CI runs it. Builds what it needs first:
-# kube-apiserver, etcd and kubectl from their Go modules, helm from its Go module (both cached
-# under ~/.cache/agentcore-operator/tools), and a Python virtualenv for boto3 and the AWS CLI.
+# kube-apiserver, etcd and kubectl from their Go modules, helm from its Go module, the
+# benchmark's controller-runtime peer (all cached under ~/.cache/agentcore-operator/tools), and a Python virtualenv for boto3 and the AWS CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,9 @@ bash hack/build-gitops-check.sh >/dev/null
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The benchmark's Go peer: gofmt (go vet needs its whole build; run it by hand when changing it).
+unformatted="$(gofmt -l bench/peer)"
+[ -z "$unformatted" ] || { echo "gofmt: $unformatted"; exit 1; }
 
 step "Rust tests: unit, CRD drift, emulator conformance (Rust SDK), harness, end-to-end, operations, GitOps, examples, docs"
 # The in-cluster suite (a real node) runs on its own: hack/test-incluster.sh.
@@ -41,7 +44,9 @@ bash emulator/conformance/run.sh
 step "Helm chart: lint, templates, contract checks"
 bash hack/test-chart.sh
 
-step "benchmark, quick mode: 1,000 objects, operator against a plain-client baseline (figures, not assertions; docs/benchmarks.md)"
+step "benchmark, quick mode: 1,000 objects, operator and its controller-runtime peer against a plain-client baseline (figures, not assertions; docs/benchmarks.md)"
+# The peer (bench/peer, Go) from the Go module proxy, cached by a hash of its sources.
+bash hack/build-peer.sh
 # One build for both packages: built apart, the shared dependencies' features differ and
 # everything compiles twice.
 cargo build --release --locked -p agentcore-operator -p agentcore-bench

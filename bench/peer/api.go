@@ -60,7 +60,7 @@ type BatchEvaluationStatus struct {
 	RemoteStatus        string             `json:"remoteStatus,omitempty"`
 	StartedAt           *metav1.Time       `json:"startedAt,omitempty"`
 	CompletedAt         *metav1.Time       `json:"completedAt,omitempty"`
-	LastSyncedAt        *metav1.Time       `json:"lastSyncedAt,omitempty"`
+	LastSyncedAt        *metav1.MicroTime  `json:"lastSyncedAt,omitempty"`
 	Sessions            string             `json:"sessions,omitempty"`
 	AverageScore        *float64           `json:"averageScore,omitempty"`
 	Results             *Results           `json:"results,omitempty"`

@@ -60,7 +60,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if terminal(obj.Status.RemoteStatus) {
 		return ctrl.Result{}, nil
 	}
-	// Our own status writes come back as watch events: do not poll again before the interval.
+	// Our own status writes come back as watch events and, in controller-runtime's priority
+	// queue, replace the requeue the writing reconcile asked for: poll at the interval after the
+	// last sync, not now. (lastSyncedAt is a MicroTime: metav1.Time keeps whole seconds.)
 	if last := obj.Status.LastSyncedAt; last != nil {
 		if wait := r.PollInterval - time.Since(last.Time); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
@@ -189,7 +191,8 @@ func (r *Reconciler) observe(obj *BatchEvaluation, status types.BatchEvaluationS
 	s.RemoteStatus = string(status)
 	s.ObservedGeneration = obj.Generation
 	now := metav1.Now()
-	s.LastSyncedAt = &now
+	synced := metav1.NewMicroTime(now.Time)
+	s.LastSyncedAt = &synced
 	if results != nil {
 		s.Results = convertResults(results)
 		s.Sessions = fmt.Sprintf("%d/%d", s.Results.SessionsCompleted, s.Results.TotalSessions)
