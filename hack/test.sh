@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README states and CI runs it. Builds what it needs first:
 # kube-apiserver, etcd and kubectl from their Go modules, helm from its Go module, the node's
-# kubelet, kube-proxy, kube-scheduler and kube-controller-manager from the same Go modules (all
-# cached under ~/.cache/agentcore-operator/tools), the node's Debian packages (containerd, runc,
-# CNI plugins, iptables, buildah: apt-get, only those missing), and a Python virtualenv for boto3
-# and the AWS CLI. The in-cluster suite (tests/incluster.rs: the image on a real node) needs root.
+# kubelet, kube-proxy, kube-scheduler and kube-controller-manager from the same Go modules, the
+# benchmark's controller-runtime peer (all cached under ~/.cache/agentcore-operator/tools), the
+# node's Debian packages (containerd, runc, CNI plugins, iptables, buildah: apt-get, only those
+# missing), and a Python virtualenv for boto3 and the AWS CLI. The in-cluster suite
+# (tests/incluster.rs: the image on a real node) needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,9 @@ bash hack/build-gitops-check.sh >/dev/null
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The benchmark's Go peer: gofmt (go vet needs its whole build; run it by hand when changing it).
+unformatted="$(gofmt -l bench/peer)"
+[ -z "$unformatted" ] || { echo "gofmt: $unformatted"; exit 1; }
 
 step "release build: the image's binary and the benchmark"
 # One build for both packages: built apart, the shared dependencies' features differ and
@@ -54,7 +58,10 @@ bash emulator/conformance/run.sh
 step "Helm chart: lint, templates, contract checks"
 bash hack/test-chart.sh
 
-step "benchmark, quick mode: 1,000 objects, operator against a plain-client baseline (figures, not assertions; docs/benchmarks.md)"
+step "benchmark, quick mode: 1,000 objects, operator and its controller-runtime peer against a plain-client baseline (figures, not assertions; docs/benchmarks.md)"
+# The peer (bench/peer, Go) from the Go module proxy, cached by a hash of its sources; the
+# release binaries were built before the tests.
+bash hack/build-peer.sh
 target/release/agentcore-bench --quick
 
 echo

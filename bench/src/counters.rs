@@ -173,6 +173,23 @@ impl Sub for &ApiRequests {
     }
 }
 
+/// Writes to `resource` (any subresource) that the API server answered 409 Conflict.
+pub fn conflicts(text: &str, resource: &str) -> f64 {
+    parse_exposition(text)
+        .iter()
+        .filter(|s| {
+            s.name == "apiserver_request_total"
+                && s.labels.get("resource").is_some_and(|r| r == resource)
+                && s.labels.get("code").is_some_and(|c| c == "409")
+                && s.labels
+                    .get("verb")
+                    .is_some_and(|v| WRITE_VERBS.contains(&v.as_str()))
+        })
+        .map(|s| s.value)
+        .sum::<f64>()
+        + 0.0
+}
+
 /// Reads the API server's /metrics with the admin identity (`kubectl get --raw`).
 pub async fn scrape_apiserver(kubectl: &Path, admin_kubeconfig: &Path) -> anyhow::Result<String> {
     let out = tokio::process::Command::new(kubectl)
@@ -311,6 +328,8 @@ impl Pids {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub api: ApiRequests,
+    /// Writes to batchevaluations answered 409 Conflict so far.
+    pub conflicts: f64,
     pub aws: AwsCalls,
     pub operator: Option<ProcSample>,
     /// The operator's own metrics, parsed.
@@ -344,6 +363,8 @@ apiserver_request_total{code="201",component="apiserver",dry_run="",group="event
         assert_eq!(api.writes("batchevaluations"), 9.0);
         assert_eq!(api.count(Some("GET"), "batchevaluations", None), 7.0);
         assert_eq!(api.all_writes(), 11.0);
+        assert_eq!(conflicts(text, "batchevaluations"), 1.0);
+        assert_eq!(conflicts(text, "events"), 0.0);
         let later = ApiRequests::from_exposition(&text.replace("} 3", "} 13"));
         assert_eq!((&later - &api).writes("batchevaluations"), 10.0);
     }

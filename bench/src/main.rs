@@ -1,13 +1,15 @@
 //! `agentcore-bench`: lifecycle benchmark of agentcore-operator (a program that prints figures,
 //! not a test).
 //!
-//! Two runs, each on a fresh local kube-apiserver + etcd:
+//! Three runs, each on a fresh local kube-apiserver + etcd:
 //! 1. baseline: a plain kube client creates N objects and, with the same concurrency, does only
 //!    the writes the operator must do at minimum (finalizer, id recorded, terminal status,
 //!    finalizer removal) — what the API server allows for this work;
 //! 2. operator: the same client creates N objects; the operator (release binary) runs their jobs
 //!    on the in-process AgentCore emulator; then N terminal objects sit idle; then the client
-//!    deletes them all.
+//!    deletes them all;
+//! 3. peer: the same as 2 with `bench/peer`, a controller-runtime operator in Go, in place of the
+//!    operator (skip it with `--no-peer`).
 //!
 //! It prints a Markdown report (figures, targets, met or missed) and writes a CSV of completed
 //! lifecycles over time (plot it with `bench/plot.sh`). Everything runs on loopback, bounded in
@@ -29,7 +31,9 @@ use clap::Parser;
 pub const NAMESPACE: &str = "bench";
 
 #[derive(Parser, Debug)]
-#[command(about = "Lifecycle benchmark of agentcore-operator against a plain-client baseline")]
+#[command(
+    about = "Lifecycle benchmark of agentcore-operator against a plain-client baseline and a controller-runtime peer"
+)]
 struct Cli {
     /// CI mode: 1,000 objects, 60 s idle window.
     #[arg(long, conflicts_with = "full")]
@@ -59,6 +63,12 @@ struct Cli {
     /// The operator binary (build it with `cargo build --release -p agentcore-operator -p agentcore-bench`).
     #[arg(long)]
     operator: Option<PathBuf>,
+    /// The controller-runtime peer binary (default: built and cached by `hack/build-peer.sh`).
+    #[arg(long, conflicts_with = "no_peer")]
+    peer: Option<PathBuf>,
+    /// Skip the peer run (two runs: baseline and operator).
+    #[arg(long)]
+    no_peer: bool,
     /// Where the CSV, the report and the operator's log go.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -93,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| env::repo_path("target"), PathBuf::from);
-    let settings = runs::Settings {
+    let mut settings = runs::Settings {
         mode,
         objects,
         concurrency: cli.concurrency,
@@ -104,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         operator_bin: cli
             .operator
             .unwrap_or_else(|| target.join("release/agentcore-operator")),
+        peer_bin: None,
         out_dir: cli.out_dir.unwrap_or_else(|| target.join("bench")),
         phase_timeout: cli
             .phase_timeout
@@ -114,6 +125,12 @@ async fn main() -> anyhow::Result<()> {
             "no operator binary at {}: run `cargo build --release -p agentcore-operator -p agentcore-bench` or pass --operator",
             settings.operator_bin.display()
         );
+    }
+    if !cli.no_peer {
+        settings.peer_bin = Some(match cli.peer {
+            Some(path) => path,
+            None => build_peer().await?,
+        });
     }
     let command = std::iter::once("agentcore-bench".to_owned())
         .chain(std::env::args().skip(1))
@@ -133,11 +150,30 @@ async fn main() -> anyhow::Result<()> {
         base.all_ready, base.all_gone
     );
     eprintln!("agentcore-bench: operator run");
-    let op = runs::operator(&settings).await.context("operator run")?;
+    let op = runs::controller(&settings, runs::Contender::Operator)
+        .await
+        .context("operator run")?;
     eprintln!(
         "agentcore-bench: operator: Ready {:.1} s, gone {:.1} s",
         op.all_ready, op.all_gone
     );
+    let peer = match &settings.peer_bin {
+        Some(bin) => {
+            eprintln!(
+                "agentcore-bench: peer run (controller-runtime, {})",
+                bin.display()
+            );
+            let peer = runs::controller(&settings, runs::Contender::Peer(bin.clone()))
+                .await
+                .context("peer run")?;
+            eprintln!(
+                "agentcore-bench: peer: Ready {:.1} s, gone {:.1} s",
+                peer.all_ready, peer.all_gone
+            );
+            Some(peer)
+        }
+        None => None,
+    };
 
     let header = report::Header {
         command,
@@ -146,13 +182,17 @@ async fn main() -> anyhow::Result<()> {
         load_before,
         load_after: load_average(),
     };
-    let text = report::render(&header, &settings, &op, &base);
+    let text = report::render(&header, &settings, &op, peer.as_ref(), &base);
     println!("{text}");
     std::fs::create_dir_all(&settings.out_dir)?;
     let report_path = settings.out_dir.join(format!("results-{mode}.md"));
     std::fs::write(&report_path, &text)?;
     let csv = settings.out_dir.join(format!("lifecycles-{mode}.csv"));
-    report::write_csv(&csv, &settings, &[&op, &base])?;
+    let runs: Vec<&runs::RunResult> = [Some(&op), peer.as_ref(), Some(&base)]
+        .into_iter()
+        .flatten()
+        .collect();
+    report::write_csv(&csv, &settings, &runs)?;
     eprintln!(
         "agentcore-bench: report {}, lifecycles over time {} (plot: bash bench/plot.sh {})",
         report_path.display(),
@@ -160,6 +200,24 @@ async fn main() -> anyhow::Result<()> {
         csv.display()
     );
     Ok(())
+}
+
+/// Builds (or finds in the tool cache) the peer with `hack/build-peer.sh`.
+async fn build_peer() -> anyhow::Result<PathBuf> {
+    let out = tokio::process::Command::new("bash")
+        .arg(env::repo_path("hack/build-peer.sh"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("running hack/build-peer.sh")?;
+    if !out.status.success() {
+        bail!("hack/build-peer.sh failed (skip the peer with --no-peer)");
+    }
+    let path = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    if !path.is_file() {
+        bail!("hack/build-peer.sh printed {}, not a file", path.display());
+    }
+    Ok(path)
 }
 
 fn load_average() -> String {

@@ -88,7 +88,13 @@ fn per_k(d: Option<Duration>, n: usize) -> String {
 
 /// The whole report as Markdown.
 #[allow(clippy::too_many_lines)] // one linear document; splitting it would only scatter it
-pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunResult) -> String {
+pub fn render(
+    header: &Header,
+    settings: &Settings,
+    op: &RunResult,
+    peer: Option<&RunResult>,
+    base: &RunResult,
+) -> String {
     let n = settings.objects;
     let nf = n as f64;
     let mut out = String::new();
@@ -123,9 +129,15 @@ pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunRe
     );
     let _ = writeln!(
         w,
-        "- each run on a fresh kube-apiserver + etcd; the client creates and deletes with {c} requests in flight in both runs; the baseline's {c} workers do the operator's minimum writes as the operator's ServiceAccount; the operator is the release binary, as the Helm chart runs it (JSON logs at info, no leader election)",
-        c = settings.concurrency
+        "- each run on a fresh kube-apiserver + etcd; the client creates and deletes with {c} requests in flight in every run; the baseline's {c} workers do the operator's minimum writes as the operator's ServiceAccount; the operator is the release binary, as the Helm chart runs it (JSON logs at info, no leader election){p}",
+        c = settings.concurrency,
+        p = if peer.is_some() {
+            "; the peer (`bench/peer`, controller-runtime) runs as the same ServiceAccount with the same emulator, poll interval and concurrency (JSON logs at info, no leader election)"
+        } else {
+            "; no peer run (`--no-peer`)"
+        }
     );
+    side_by_side(w, n, op, peer, base);
 
     // Time.
     let _ = writeln!(w, "\n### Time\n");
@@ -175,72 +187,79 @@ pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunRe
     let (op_create, op_delete) = (phase(op, 0, 1), phase(op, 2, 3));
     let (base_create, base_delete) = (phase(base, 0, 1), phase(base, 2, 3));
     let per = |api: &ApiRequests, verb: &str, sub: &str| api.count(Some(verb), BE, Some(sub)) / nf;
+    // The operator patches; a controller-runtime controller updates (PUT) by default.
+    let upd = |api: &ApiRequests, sub: &str| {
+        (api.count(Some("PATCH"), BE, Some(sub)) + api.count(Some("PUT"), BE, Some(sub))) / nf
+    };
+    let peer_api = peer.map(RunResult::lifecycle_api).unwrap_or_default();
+    let (peer_create, peer_delete) =
+        peer.map_or_else(Default::default, |p| (phase(p, 0, 1), phase(p, 2, 3)));
+    let peer_col = |v: f64| {
+        if peer.is_some() {
+            format!("{v:.2}")
+        } else {
+            "–".into()
+        }
+    };
     let _ = writeln!(
         w,
         "\n### Kubernetes writes per lifecycle (kube-apiserver's `apiserver_request_total`, resource `batchevaluations`)\n"
     );
-    let _ = writeln!(w, "| write | by | operator run | baseline | minimum |");
-    let _ = writeln!(w, "|---|---|---:|---:|---:|");
-    let lines: [(&str, &str, f64, f64, &str); 8] = [
+    let _ = writeln!(
+        w,
+        "| write | by | operator run | peer run | baseline | minimum |"
+    );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
+    let lines: [(&str, &str, [f64; 3], &str); 7] = [
         (
             "create (POST)",
             "client",
-            per(&op_api, "POST", ""),
-            per(&base_api, "POST", ""),
+            [&op_api, &peer_api, &base_api].map(|a| per(a, "POST", "")),
             "1",
         ),
         (
-            "finalizer add (PATCH, create phase)",
-            "operator",
-            per(&op_create, "PATCH", ""),
-            per(&base_create, "PATCH", ""),
+            "finalizer add (PATCH or PUT, create phase)",
+            "controller",
+            [&op_create, &peer_create, &base_create].map(|a| upd(a, "")),
             "1",
         ),
         (
-            "status while running (PATCH status, create phase)",
-            "operator",
-            per(&op_create, "PATCH", "status"),
-            per(&base_create, "PATCH", "status"),
+            "status while running (PATCH or PUT status, create phase)",
+            "controller",
+            [&op_create, &peer_create, &base_create].map(|a| upd(a, "status")),
             "2",
         ),
         (
             "delete (DELETE)",
             "client",
-            per(&op_api, "DELETE", ""),
-            per(&base_api, "DELETE", ""),
+            [&op_api, &peer_api, &base_api].map(|a| per(a, "DELETE", "")),
             "1",
         ),
         (
-            "status during deletion (PATCH status, delete phase)",
-            "operator",
-            per(&op_delete, "PATCH", "status"),
-            per(&base_delete, "PATCH", "status"),
+            "status during deletion (PATCH or PUT status, delete phase)",
+            "controller",
+            [&op_delete, &peer_delete, &base_delete].map(|a| upd(a, "status")),
             "0",
         ),
         (
-            "finalizer removal (PATCH, delete phase)",
-            "operator",
-            per(&op_delete, "PATCH", ""),
-            per(&base_delete, "PATCH", ""),
+            "finalizer removal (PATCH or PUT, delete phase)",
+            "controller",
+            [&op_delete, &peer_delete, &base_delete].map(|a| upd(a, "")),
             "1",
         ),
         (
-            "other writes (PUT, APPLY)",
-            "operator",
-            (op_api.count(Some("PUT"), BE, None) + op_api.count(Some("APPLY"), BE, None)) / nf,
-            (base_api.count(Some("PUT"), BE, None) + base_api.count(Some("APPLY"), BE, None)) / nf,
-            "0",
-        ),
-        (
-            "**total**",
+            "**total** (every outcome, conflicts included)",
             "",
-            op_api.writes(BE) / nf,
-            base_api.writes(BE) / nf,
+            [&op_api, &peer_api, &base_api].map(|a| a.writes(BE) / nf),
             "6",
         ),
     ];
-    for (what, by, a, b, min) in lines {
-        let _ = writeln!(w, "| {what} | {by} | {a:.2} | {b:.2} | {min} |");
+    for (what, by, [a, p, b], min) in lines {
+        let _ = writeln!(
+            w,
+            "| {what} | {by} | {a:.2} | {} | {b:.2} | {min} |",
+            peer_col(p)
+        );
     }
     let op_writes = op_api.writes(BE) / nf;
     let _ = writeln!(
@@ -251,33 +270,40 @@ pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunRe
     );
     let _ = writeln!(
         w,
-        "Not in that count: Event writes (`events`, operator) {:.2} per lifecycle; reads: GET batchevaluations {:.2} per lifecycle (operator run) vs {:.2} (baseline).",
+        "Not in that count: Event writes (`events`) {:.2} per lifecycle (operator), {} (peer); reads: GET batchevaluations {:.2} per lifecycle (operator run), {} (peer run), {:.2} (baseline). Conflicts (409) on batchevaluations writes: {:.2} (operator run), {} (peer run).",
         op_api.writes("events") / nf,
+        peer_col(peer_api.writes("events") / nf),
         op_api.count(Some("GET"), BE, None) / nf,
+        peer_col(peer_api.count(Some("GET"), BE, None) / nf),
         base_api.count(Some("GET"), BE, None) / nf,
+        op.conflicts() / nf,
+        peer_col(peer.map_or(0.0, RunResult::conflicts) / nf),
     );
 
     // AWS calls.
     let aws = op.lifecycle_aws();
+    let peer_aws = peer.map(RunResult::lifecycle_aws).unwrap_or_default();
     let _ = writeln!(
         w,
         "\n### AWS calls per lifecycle (emulator counters, every outcome)\n"
     );
-    let _ = writeln!(w, "| operation | operator run | minimum | why |");
-    let _ = writeln!(w, "|---|---:|---:|---|");
+    let _ = writeln!(w, "| operation | operator run | peer run | minimum | why |");
+    let _ = writeln!(w, "|---|---:|---:|---:|---|");
     let mut min_total = 0;
     for (operation, min, why) in aws_minimum(settings) {
         min_total += min;
         let _ = writeln!(
             w,
-            "| {operation} | {:.2} | {min} | {why} |",
-            aws.get(operation) as f64 / nf
+            "| {operation} | {:.2} | {} | {min} | {why} |",
+            aws.get(operation) as f64 / nf,
+            peer_col(peer_aws.get(operation) as f64 / nf)
         );
     }
     let _ = writeln!(
         w,
-        "| **total** | {:.2} | {min_total} | |",
-        aws.total() as f64 / nf
+        "| **total** | {:.2} | {} | {min_total} | |",
+        aws.total() as f64 / nf,
+        peer_col(peer_aws.total() as f64 / nf)
     );
 
     // Idle.
@@ -376,7 +402,22 @@ pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunRe
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let retries = op.retries + base.retries;
+    if let Some(peer) = peer {
+        let _ = writeln!(
+            w,
+            "Peer reconciles by result (controller-runtime's `controller_runtime_reconcile_total`), per lifecycle: {}. Peer log lines at warning or error: {}.",
+            peer.operator_metric_by("controller_runtime_reconcile_total", "result")
+                .iter()
+                .map(|(result, count)| format!("{result} {:.2}", count / nf))
+                .collect::<Vec<_>>()
+                .join(", "),
+            peer.operator_warnings.len()
+        );
+        for line in peer.operator_warnings.iter().take(3) {
+            let _ = writeln!(w, "    {}", truncate(line, 300));
+        }
+    }
+    let retries = op.retries + base.retries + peer.map_or(0, |p| p.retries);
     let _ = writeln!(
         w,
         "Client requests retried after a transient failure: {retries}. Operator log lines at WARN or ERROR: {}.",
@@ -422,6 +463,91 @@ pub fn render(header: &Header, settings: &Settings, op: &RunResult, base: &RunRe
         met(op_writes <= MIN_WRITES + 1.0 + 1e-9)
     );
     out
+}
+
+/// One table with the three runs side by side: what the issue asks to compare.
+fn side_by_side(
+    w: &mut String,
+    n: usize,
+    op: &RunResult,
+    peer: Option<&RunResult>,
+    base: &RunResult,
+) {
+    let nf = n as f64;
+    let runs = [Some(op), peer, Some(base)];
+    let _ = writeln!(w, "\n### Side by side\n");
+    let _ = writeln!(
+        w,
+        "| per run | operator | peer (controller-runtime) | baseline |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|");
+    let row = |w: &mut String, what: &str, f: &dyn Fn(&RunResult) -> Option<String>| {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| r.and_then(f).unwrap_or_else(|| "–".into()))
+            .collect();
+        let _ = writeln!(w, "| {what} | {} |", cells.join(" | "));
+    };
+    let lifecycle = |r: &RunResult| r.all_ready + r.all_gone;
+    let is_base = |r: &RunResult| std::ptr::eq(r, base);
+    row(w, "create → all Ready", &|r| {
+        Some(format!("{:.1} s", r.all_ready))
+    });
+    row(w, "delete → all gone", &|r| {
+        Some(format!("{:.1} s", r.all_gone))
+    });
+    row(
+        w,
+        "lifecycle time (create → all Ready, + delete → all gone)",
+        &|r| Some(format!("{:.1} s", lifecycle(r))),
+    );
+    row(w, "time / baseline", &|r| {
+        Some(format!("{:.2}", lifecycle(r) / lifecycle(base)))
+    });
+    row(w, "controller CPU s per 1,000 lifecycles", &|r| {
+        (!is_base(r)).then(|| per_k(r.lifecycle_cpu(|s| s.operator), n))
+    });
+    row(w, "controller peak RSS (VmHWM)", &|r| {
+        r.snapshots[3]
+            .operator
+            .map(|p| format!("{:.1} MiB", mib(p.peak_rss_kib)))
+    });
+    row(w, "kube-apiserver CPU s per 1,000 lifecycles", &|r| {
+        Some(per_k(r.lifecycle_cpu(|s| Some(s.apiserver)), n))
+    });
+    row(
+        w,
+        "Kubernetes writes per lifecycle (batchevaluations)",
+        &|r| Some(format!("{:.2}", r.lifecycle_api().writes(BE) / nf)),
+    );
+    row(w, "Event writes per lifecycle", &|r| {
+        Some(format!("{:.2}", r.lifecycle_api().writes("events") / nf))
+    });
+    row(w, "AWS calls per lifecycle", &|r| {
+        (!is_base(r)).then(|| format!("{:.2}", r.lifecycle_aws().total() as f64 / nf))
+    });
+    row(
+        w,
+        "idle: AWS calls, controller writes (batchevaluations, events)",
+        &|r| {
+            (!is_base(r)).then(|| {
+                let api = r.idle_api();
+                format!(
+                    "{}, {:.0}",
+                    r.idle_aws().total(),
+                    api.writes(BE) + api.writes("events")
+                )
+            })
+        },
+    );
+    row(w, "idle: controller CPU", &|r| {
+        (!is_base(r)).then(|| {
+            format!(
+                "{:.2} s",
+                r.idle_cpu(|s| s.operator).unwrap_or_default().as_secs_f64()
+            )
+        })
+    });
 }
 
 fn truncate(s: &str, max: usize) -> &str {

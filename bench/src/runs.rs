@@ -1,5 +1,6 @@
-//! The two runs, each on a fresh control plane: the baseline (a plain client doing the minimum
-//! writes) and the operator (the release binary against the in-process emulator).
+//! The runs, each on a fresh control plane: the baseline (a plain client doing the minimum
+//! writes), the operator (the release binary against the in-process emulator) and its
+//! controller-runtime peer (`bench/peer`, the same way).
 
 use std::{
     path::PathBuf,
@@ -29,6 +30,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub delete_duration: Duration,
     pub operator_bin: PathBuf,
+    /// The controller-runtime peer; `None`: no peer run.
+    pub peer_bin: Option<PathBuf>,
     pub out_dir: PathBuf,
     /// Limit for each phase (all Ready, all gone).
     pub phase_timeout: Duration,
@@ -56,7 +59,7 @@ pub struct RunResult {
     pub delete_origin: Instant,
     /// Client and baseline requests retried after a transient failure.
     pub retries: u32,
-    /// Warning and error lines in the operator's log.
+    /// Warning and error lines in the controller's log.
     pub operator_warnings: Vec<String>,
 }
 
@@ -69,6 +72,12 @@ impl RunResult {
             *sum.0.entry(key).or_insert(0.0) += n;
         }
         sum
+    }
+
+    /// Writes to batchevaluations answered 409 Conflict over the lifecycle phases.
+    pub fn conflicts(&self) -> f64 {
+        let [s0, s1, s2, s3] = &self.snapshots;
+        (s1.conflicts - s0.conflicts) + (s3.conflicts - s2.conflicts)
     }
 
     pub fn idle_api(&self) -> ApiRequests {
@@ -182,6 +191,7 @@ impl Probe<'_> {
         let read = |pid: Option<u32>| pid.and_then(ProcSample::read).unwrap_or_default();
         Ok(Snapshot {
             api: ApiRequests::from_exposition(&text),
+            conflicts: counters::conflicts(&text, "batchevaluations"),
             aws: self
                 .emulator
                 .map(|e| AwsCalls::from_stats(&e.stats()))
@@ -285,7 +295,79 @@ pub async fn baseline(settings: &Settings) -> anyhow::Result<RunResult> {
     })
 }
 
-pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
+/// The controller a run measures: the Rust operator or its controller-runtime peer. Both get the
+/// same emulator, poll interval, concurrency, fake credentials, region and identity.
+pub enum Contender {
+    Operator,
+    Peer(PathBuf),
+}
+
+impl Contender {
+    const fn label(&self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Peer(_) => "peer",
+        }
+    }
+
+    /// Binary, arguments and environment, and the log line that says its cache is synced.
+    fn options(
+        &self,
+        settings: &Settings,
+        endpoint: String,
+        metrics_addr: &str,
+    ) -> (OperatorOptions, &'static str) {
+        let poll = settings.poll_interval;
+        let concurrency = settings.concurrency.to_string();
+        match self {
+            Self::Operator => {
+                let args: Vec<String> = vec![
+                    "run".into(),
+                    "--aws-endpoint-url".into(),
+                    endpoint,
+                    "--aws-region".into(),
+                    "us-west-2".into(),
+                    "--poll-interval".into(),
+                    humantime::format_duration(poll).to_string(),
+                    "--max-concurrent-reconciles".into(),
+                    concurrency,
+                    // As the Helm chart runs it (logFormat json, logLevel info).
+                    "--log-format".into(),
+                    "json".into(),
+                    "--metrics-addr".into(),
+                    metrics_addr.into(),
+                ];
+                let options = OperatorOptions::new(&settings.operator_bin)
+                    .args(&args)
+                    .env("RUST_LOG", "info");
+                (options, "watch cache synced")
+            }
+            Self::Peer(bin) => {
+                let args: Vec<String> = vec![
+                    "--aws-endpoint-url".into(),
+                    endpoint,
+                    "--aws-region".into(),
+                    "us-west-2".into(),
+                    // Go's time.ParseDuration reads "1500ms", not humantime's "1s 500ms".
+                    "--poll-interval".into(),
+                    format!("{}ms", poll.as_millis()),
+                    "--max-concurrent-reconciles".into(),
+                    concurrency,
+                    // controller-runtime's zap logger in production mode: JSON at info.
+                    "--metrics-bind-address".into(),
+                    metrics_addr.into(),
+                ];
+                let options = OperatorOptions::new(bin).args(&args).name("peer");
+                (options, "Starting workers")
+            }
+        }
+    }
+}
+
+/// The operator or its peer against the in-process emulator: create N, all Ready, idle, delete
+/// all, all gone.
+pub async fn controller(settings: &Settings, contender: Contender) -> anyhow::Result<RunResult> {
+    let label = contender.label();
     let env = Env::start().await?;
     let emulator = agentcore_emulator::start(EmulatorConfig {
         job_duration: settings.job_duration,
@@ -298,37 +380,14 @@ pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--aws-endpoint-url".into(),
-        emulator.endpoint_url(),
-        "--aws-region".into(),
-        "us-west-2".into(),
-        "--poll-interval".into(),
-        humantime::format_duration(settings.poll_interval).to_string(),
-        "--max-concurrent-reconciles".into(),
-        settings.concurrency.to_string(),
-        // As the Helm chart runs it (logFormat json, logLevel info).
-        "--log-format".into(),
-        "json".into(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{metrics_port}"),
-    ];
-    let mut operator = OperatorProcess::start(
-        &env.plane,
-        OperatorOptions::new(&settings.operator_bin)
-            .args(&args)
-            .env("RUST_LOG", "info"),
-    )?;
-    operator
-        .wait_for_log("watch cache synced", Duration::from_secs(60))
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let (options, ready_log) = contender.options(settings, emulator.endpoint_url(), &metrics_addr);
+    let mut process = OperatorProcess::start(&env.plane, options)?;
+    process
+        .wait_for_log(ready_log, Duration::from_secs(60))
         .await?;
-    let log_hint = || {
-        format!(
-            "operator log: {}",
-            settings.out_dir.join(log_name(settings)).display()
-        )
-    };
+    let log_path = settings.out_dir.join(log_name(settings, label));
+    let log_hint = || format!("{label} log: {}", log_path.display());
 
     let timeline = Timeline::default();
     let watch = timeline.watch(env.admin.clone());
@@ -336,10 +395,7 @@ pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
     let probe = Probe {
         env: &env,
         emulator: Some(&emulator),
-        operator: Some((
-            &operator,
-            format!("http://127.0.0.1:{metrics_port}/metrics"),
-        )),
+        operator: Some((&process, format!("http://{metrics_addr}/metrics"))),
     };
     let names = settings.names();
     let c = settings.concurrency;
@@ -350,9 +406,9 @@ pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
         let mut retries = workload::create_all(&env.admin, &names, c, None).await?;
         wait(&timeline, Milestone::Ready, settings, log_hint).await?;
         let s1 = probe.snapshot().await?;
-        probe.keep_sample(settings, "operator").await?;
+        probe.keep_sample(settings, label).await?;
         eprintln!(
-            "agentcore-bench: operator run: all {} Ready; idle for {}",
+            "agentcore-bench: {label} run: all {} Ready; idle for {}",
             settings.objects,
             humantime::format_duration(settings.idle)
         );
@@ -362,21 +418,21 @@ pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
         retries += workload::delete_all(&env.admin, &names, c, None).await?;
         wait(&timeline, Milestone::Gone, settings, log_hint).await?;
         let s3 = probe.snapshot().await?;
-        probe.keep_counters(settings, "operator").await?;
+        probe.keep_counters(settings, label).await?;
         anyhow::Ok((s0, s1, s2, s3, create_origin, delete_origin, retries))
     }
     .await;
     watch.abort();
-    let log = operator.log_contents().unwrap_or_default();
+    let log = process.log_contents().unwrap_or_default();
     std::fs::create_dir_all(&settings.out_dir)?;
-    std::fs::write(settings.out_dir.join(log_name(settings)), &log)?;
-    operator.terminate().await;
+    std::fs::write(&log_path, &log)?;
+    process.terminate().await;
     emulator.shutdown().await?;
     env.plane.stop().await?;
     let (s0, s1, s2, s3, create_origin, delete_origin, retries) = result?;
 
     Ok(RunResult {
-        label: "operator",
+        label,
         all_started: seconds(&timeline, Milestone::Started, create_origin),
         all_ready: seconds(&timeline, Milestone::Ready, create_origin),
         all_gone: seconds(&timeline, Milestone::Gone, delete_origin),
@@ -387,12 +443,40 @@ pub async fn operator(settings: &Settings) -> anyhow::Result<RunResult> {
         retries,
         operator_warnings: log
             .lines()
-            .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+            .filter(|l| is_warning(l))
             .map(str::to_owned)
             .collect(),
     })
 }
 
-fn log_name(settings: &Settings) -> String {
-    format!("operator-{}.log", settings.mode)
+/// A JSON log line at warning or error level: the operator's tracing (`"level":"WARN"`) or
+/// controller-runtime's zap (`"level":"error"`).
+fn is_warning(line: &str) -> bool {
+    let line = line.to_ascii_lowercase();
+    ["warn", "error", "dpanic", "panic", "fatal"]
+        .iter()
+        .any(|level| line.contains(&format!("\"level\":\"{level}\"")))
+}
+
+fn log_name(settings: &Settings, label: &str) -> String {
+    format!("{label}-{}.log", settings.mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_warning;
+
+    #[test]
+    fn warnings_of_both_log_formats() {
+        assert!(is_warning(
+            r#"{"timestamp":"t","level":"WARN","fields":{}}"#
+        ));
+        assert!(is_warning(
+            r#"{"level":"error","ts":1.5,"msg":"Reconciler error"}"#
+        ));
+        assert!(!is_warning(r#"{"level":"info","msg":"Starting workers"}"#));
+        assert!(!is_warning(
+            r#"{"level":"INFO","fields":{"message":"a warning about nothing"}}"#
+        ));
+    }
 }
