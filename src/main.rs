@@ -75,7 +75,7 @@ struct RunArgs {
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
     /// The most jobs this operator keeps active (PENDING, IN_PROGRESS, STOPPING) at once per
-    /// region; more objects wait in the start queue. Leaves headroom in the account's AWS quota
+    /// region and AWS account; more objects wait in the start queue. Leaves headroom in the account's AWS quota
     /// for jobs started elsewhere. Default: no limit (the AWS quota still queues).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_active_jobs: Option<u32>,

@@ -45,8 +45,10 @@ struct ObjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RegionLabels {
+struct QueueLabels {
     region: String,
+    /// The account of the namespace's role, or `default` for the operator's own identity.
+    account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,7 +71,7 @@ pub struct Metrics {
     deleting_age: Family<ObjectLabels, FloatGauge>,
     scores: Family<ScoreLabels, FloatGauge>,
     score_thresholds: Family<ObjectLabels, FloatGauge>,
-    queue_depth: Family<RegionLabels, Gauge>,
+    queue_depth: Family<QueueLabels, Gauge>,
     queue_wait: Histogram,
     leader: Gauge,
 }
@@ -130,10 +132,10 @@ impl Default for Metrics {
             "Per-object alert threshold from the evals.agentcore.dev/min-average-score annotation",
             score_thresholds.clone(),
         );
-        let queue_depth = Family::<RegionLabels, Gauge>::default();
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "start_queue_depth",
-            "Objects waiting in the start queue (AWS quota or --max-active-jobs), per region",
+            "Objects waiting in the start queue (AWS quota or --max-active-jobs), per region and account",
             queue_depth.clone(),
         );
         let queue_wait = Histogram::new(exponential_buckets(1.0, 2.0, 14));
@@ -202,11 +204,13 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Sets the number of objects waiting in `region`'s start queue.
-    pub fn set_queue_depth(&self, region: &str, depth: usize) {
+    /// Sets the number of objects waiting in the start queue of `account` (`None`: the
+    /// operator's own identity) in `region`.
+    pub fn set_queue_depth(&self, region: &str, account: Option<&str>, depth: usize) {
         self.queue_depth
-            .get_or_create(&RegionLabels {
+            .get_or_create(&QueueLabels {
                 region: region.to_owned(),
+                account: account.unwrap_or("default").to_owned(),
             })
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }

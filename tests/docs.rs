@@ -57,7 +57,7 @@ fn served_families() -> BTreeSet<String> {
     };
     metrics.set_object("ns", "name", None, Some(&object));
     metrics.set_leader(true);
-    metrics.set_queue_depth("us-west-2", 1);
+    metrics.set_queue_depth("us-west-2", None, 1);
     metrics
         .render()
         .lines()

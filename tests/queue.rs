@@ -310,7 +310,9 @@ async fn the_operator_limit_keeps_creation_order_across_a_kill() -> anyhow::Resu
         .context("the queue wait histogram is exported")?;
     ensure!(waited >= 1.0, "objects that waited are measured: {waited}");
     ensure!(
-        metrics.contains("agentcore_operator_start_queue_depth{region=\"us-west-2\"} 0"),
+        metrics.contains(
+            "agentcore_operator_start_queue_depth{region=\"us-west-2\",account=\"default\"} 0"
+        ),
         "the queue is empty at the end, per region"
     );
     Ok(())

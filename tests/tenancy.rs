@@ -29,6 +29,10 @@ const BOB: &str = "bob";
 const LONG: Duration = Duration::from_secs(90);
 
 async fn tenant_env(extra: &[&str]) -> anyhow::Result<Env> {
+    tenant_env_with_quota(extra, None).await
+}
+
+async fn tenant_env_with_quota(extra: &[&str], quota: Option<u32>) -> anyhow::Result<Env> {
     let defaults = EnvOptions::default();
     let mut args = vec![
         "--namespace-role".to_owned(),
@@ -44,6 +48,7 @@ async fn tenant_env(extra: &[&str]) -> anyhow::Result<Env> {
                 max_session_lifetime: Some(Duration::from_secs(15)),
                 ..StsSettings::default()
             },
+            max_active_jobs: quota,
             ..defaults.emulator
         },
         operator_args: args,
@@ -476,5 +481,43 @@ async fn unmapped_namespaces_can_be_refused() -> anyhow::Result<()> {
         bail!("the refused namespace acted with the operator's identity: {jobs:?}");
     }
     ensure!(jobs.len() == 1 && jobs[0].account == ACCOUNT_A);
+    Ok(())
+}
+
+/// AWS counts active jobs per account: with a quota of 1, tenant-a's full quota queues
+/// tenant-a's next object but never tenant-b's, whose account has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn start_queues_are_per_account() -> anyhow::Result<()> {
+    let env = tenant_env_with_quota(&[], Some(1)).await?;
+    let long = [runs("60s")];
+    env.apply(&manifest("tenant-a", "a-first", "", &long))
+        .await?;
+    env.wait_remote("tenant-a", "a-first", "IN_PROGRESS", LONG)
+        .await?;
+    env.apply(&manifest("tenant-a", "a-second", "", &long))
+        .await?;
+    let queued = env
+        .wait_for("tenant-a", "a-second", "queued", LONG, |o| {
+            cond_reason(o, "Reconciling") == "Queued"
+        })
+        .await?;
+    let message = cond_message(&queued, "Reconciling");
+    ensure!(
+        message.contains(ACCOUNT_A),
+        "the queue names its account: {message}"
+    );
+    env.apply(&manifest("tenant-b", "b-first", "", &long))
+        .await?;
+    let b = running_job(&env, "tenant-b", "b-first").await?;
+    ensure!(b.account == ACCOUNT_B);
+    let a_second = env.get("tenant-a", "a-second").await?.context("a-second")?;
+    ensure!(
+        cond_reason(&a_second, "Reconciling") == "Queued",
+        "tenant-a's object still waits for tenant-a's quota"
+    );
+    println!(
+        "tenant-a queued ({message}); tenant-b started {} in account {}",
+        b.id, b.account
+    );
     Ok(())
 }

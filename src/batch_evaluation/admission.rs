@@ -27,33 +27,67 @@ use kube::{
 use std::sync::Arc;
 
 use crate::{
-    api::BatchEvaluation,
+    api::{BatchEvaluation, BatchEvaluationStatus},
     batch_evaluation::{
         drive::{Acted, Driven},
         lifecycle::{Step, Wait},
         queue::{self, Admission, Blocker, Candidate, Place, QuotaFull, RegionQueue},
         reason::Reason,
-        snapshot::{Snapshot, region_of, waits_to_start},
+        snapshot::{Snapshot, identity_of, region_of, waits_to_start},
         status,
     },
     metrics::Metrics,
     remote::RemoteStatus,
+    tenancy::{self, Identity, Tenancy},
 };
 
 /// How many objects at the head of a queue are woken when it moves: enough to fill freed slots
 /// and refresh the positions users look at, without a reconcile per queued object per Start.
 const WAKE_AHEAD: usize = 10;
 
-/// The start queues of all regions.
+/// Where a quota applies: AWS counts active jobs per account and region. The account is the one
+/// of the namespace's role; `None` is the operator's own.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct QuotaScope {
+    region: String,
+    account: Option<String>,
+}
+
+impl QuotaScope {
+    fn of(snapshot: &Snapshot) -> Self {
+        Self::new(&snapshot.region, &snapshot.identity)
+    }
+
+    fn new(region: &str, identity: &Identity) -> Self {
+        Self {
+            region: region.to_owned(),
+            account: identity
+                .role_arn()
+                .and_then(tenancy::account_of)
+                .map(ToOwned::to_owned),
+        }
+    }
+
+    /// How a queued object's message names it.
+    fn describe(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{}, account {account}", self.region),
+            None => self.region.clone(),
+        }
+    }
+}
+
+/// The start queues of all regions and accounts.
 pub struct StartQueue {
-    /// `--max-active-jobs`, per region.
+    /// `--max-active-jobs`, per region and account.
     limit: Option<usize>,
     default_region: String,
+    tenancy: Tenancy,
     metrics: Arc<Metrics>,
     cache: OnceLock<Cache>,
     /// The cache holds every object: counting active jobs from it is now correct.
     synced: AtomicBool,
-    regions: Mutex<HashMap<String, RegionState>>,
+    regions: Mutex<HashMap<QuotaScope, RegionState>>,
 }
 
 /// The controller's cache, and its way to reconcile an object now.
@@ -87,12 +121,18 @@ struct RegionState {
 
 impl StartQueue {
     #[must_use]
-    pub fn new(limit: Option<usize>, default_region: String, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        limit: Option<usize>,
+        default_region: String,
+        tenancy: Tenancy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         // Exported from the start, so that dashboards and alerts see 0 rather than nothing.
-        metrics.set_queue_depth(&default_region, 0);
+        metrics.set_queue_depth(&default_region, None, 0);
         Self {
             limit,
             default_region,
+            tenancy,
             metrics,
             cache: OnceLock::new(),
             synced: AtomicBool::new(false),
@@ -117,7 +157,7 @@ impl StartQueue {
         self.synced.store(true, Ordering::Relaxed);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RegionState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<QuotaScope, RegionState>> {
         self.regions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -128,13 +168,14 @@ impl StartQueue {
         if !waits_to_start(obj) {
             return None;
         }
+        let scope = QuotaScope::of(snapshot);
         // An object that was queued before a restart or a leader change keeps its place: its
         // status says so, before any refusal is seen again.
         let engaged = self.limit.is_some()
             || status::recorded_reason(obj.status.as_ref()) == Some(Reason::Queued.as_str())
             || self
                 .lock()
-                .get(&snapshot.region)
+                .get(&scope)
                 .is_some_and(|r| r.quota.is_some() || !r.queued.is_empty());
         if !engaged {
             return None;
@@ -144,20 +185,15 @@ impl StartQueue {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut regions = self.lock();
-        let state = regions.entry(snapshot.region.clone()).or_default();
+        let state = regions.entry(scope.clone()).or_default();
         if state.in_flight.contains(&snapshot.uid) {
             // Admitted before (its Start failed in transit): it keeps its slot.
             return None;
         }
-        let queue = state.count(
-            &cache.store,
-            &snapshot.region,
-            &self.default_region,
-            self.limit,
-        );
+        let queue = state.count(&cache.store, &scope, self);
         self.metrics
-            .set_queue_depth(&snapshot.region, queue.waiting.len());
-        match queue::admit(&queue, &snapshot.uid, &snapshot.region, Timestamp::now()) {
+            .set_queue_depth(&scope.region, scope.account.as_deref(), queue.waiting.len());
+        match queue::admit(&queue, &snapshot.uid, &scope.describe(), Timestamp::now()) {
             Admission::Start => {
                 state.in_flight.insert(snapshot.uid.clone());
                 None
@@ -184,13 +220,14 @@ impl StartQueue {
             return place;
         };
         let uid = &snapshot.uid;
+        let scope = QuotaScope::of(snapshot);
         let refused = place.is_none() && driven.step == Step::Wait(Wait::Queued);
         let mut regions = self.lock();
-        if refused && !regions.contains_key(&snapshot.region) {
-            // The first refusal in this region: from now on its queue is consulted.
-            regions.insert(snapshot.region.clone(), RegionState::default());
+        if refused && !regions.contains_key(&scope) {
+            // The first refusal in this region and account: from now on its queue is consulted.
+            regions.insert(scope.clone(), RegionState::default());
         }
-        let Some(state) = regions.get_mut(&snapshot.region) else {
+        let Some(state) = regions.get_mut(&scope) else {
             // Nothing was ever queued or refused in this region, and the limit is off.
             return place;
         };
@@ -222,19 +259,14 @@ impl StartQueue {
             state.in_flight.remove(uid);
             state.queued.insert(uid.clone());
             // Rare, and the first refusal may come before any count: count now.
-            let counted = state.count(
-                &cache.store,
-                &snapshot.region,
-                &self.default_region,
-                self.limit,
-            );
+            let counted = state.count(&cache.store, &scope, self);
             let active = counted.active + counted.starting;
             let quota = QuotaFull::refused(state.quota, active, now);
             state.quota = Some(quota);
             Some(Place {
                 position: 1,
                 length: state.length.max(1),
-                region: snapshot.region.clone(),
+                region: scope.describe(),
                 blocker: Blocker::Quota {
                     since: quota.since,
                     active,
@@ -272,8 +304,11 @@ impl StartQueue {
             }
         }
         if moved {
-            self.metrics
-                .set_queue_depth(&snapshot.region, state.queued.len());
+            self.metrics.set_queue_depth(
+                &scope.region,
+                scope.account.as_deref(),
+                state.queued.len(),
+            );
             for head in state
                 .head
                 .iter()
@@ -288,21 +323,30 @@ impl StartQueue {
 }
 
 impl RegionState {
-    /// Counts `region`'s active jobs and waiting objects from the cache, corrected by what the
-    /// cache cannot show yet, and forgets what it now shows.
+    /// Counts the active jobs and waiting objects of `scope` from the cache, corrected by what
+    /// the cache cannot show yet, and forgets what it now shows.
     fn count(
         &mut self,
         store: &Store<BatchEvaluation>,
-        region: &str,
-        default_region: &str,
-        limit: Option<usize>,
+        scope: &QuotaScope,
+        queue: &StartQueue,
     ) -> RegionQueue {
         let mut active = 0;
         let mut holding = HashSet::new();
         let mut not_started = HashSet::new();
         let mut waiting = Vec::new();
         for obj in store.state() {
-            if region_of(&obj, default_region) != region {
+            if region_of(&obj, &queue.default_region) != scope.region {
+                continue;
+            }
+            let identity = identity_of(
+                obj.status
+                    .as_ref()
+                    .unwrap_or(&BatchEvaluationStatus::default()),
+                &obj.namespace().unwrap_or_default(),
+                &queue.tenancy,
+            );
+            if QuotaScope::new(&scope.region, &identity) != *scope {
                 continue;
             }
             let Some(uid) = obj.uid() else { continue };
@@ -350,7 +394,7 @@ impl RegionState {
             active: active + self.started.len(),
             starting: self.in_flight.len(),
             waiting,
-            limit,
+            limit: queue.limit,
             quota: self.quota,
         }
     }

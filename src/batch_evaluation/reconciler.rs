@@ -57,7 +57,7 @@ pub struct Settings {
     pub default_region: String,
     /// Which AWS identity each namespace acts with, and where adoption is allowed.
     pub tenancy: Tenancy,
-    /// The most jobs of this operator active at once per region (`--max-active-jobs`); more
+    /// The most jobs of this operator active at once per region and account (`--max-active-jobs`); more
     /// objects wait in the start queue.
     pub max_active_jobs: Option<usize>,
 }
@@ -95,6 +95,7 @@ impl Context {
             queue: StartQueue::new(
                 settings.max_active_jobs,
                 settings.default_region.clone(),
+                settings.tenancy.clone(),
                 metrics.clone(),
             ),
             cache: OnceLock::new(),

@@ -165,7 +165,8 @@ impl Snapshot {
 /// operator's own identity once a name or job is recorded without one (a later mapping change
 /// must never make an object, its cleanup above all, act in another account); before that, the
 /// namespace's mapping.
-fn identity_of(status: &BatchEvaluationStatus, namespace: &str, tenancy: &Tenancy) -> Identity {
+#[must_use]
+pub fn identity_of(status: &BatchEvaluationStatus, namespace: &str, tenancy: &Tenancy) -> Identity {
     match &status.role_arn {
         Some(role) => Identity::Role(role.clone()),
         None if status.batch_evaluation_id.is_some() || status.batch_evaluation_name.is_some() => {
