@@ -17,6 +17,9 @@ pub const TAG_JOB_DURATION: &str = "emulator:job-duration";
 pub const TAG_STOP_DURATION: &str = "emulator:stop-duration";
 /// Tag that overrides how long the job stays DELETING.
 pub const TAG_DELETE_DURATION: &str = "emulator:delete-duration";
+/// Tag that fixes every evaluator's average score (a number in `[0, 1]`), for tests of pass
+/// criteria; without it the score is derived from the job and evaluator names.
+pub const TAG_SCORE: &str = "emulator:score";
 
 /// The longest the emulator keeps a job PENDING before it starts "running".
 const MAX_PENDING: Duration = Duration::from_secs(1);
@@ -142,12 +145,13 @@ pub(crate) struct Timing {
 }
 
 /// Per-job settings read from `emulator:*` tags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Overrides {
     pub outcome: Option<Outcome>,
     pub job: Option<Duration>,
     pub stop: Option<Duration>,
     pub delete: Option<Duration>,
+    pub score: Option<f64>,
 }
 
 impl Overrides {
@@ -298,12 +302,21 @@ fn overrides_from_tags(tags: &BTreeMap<String, String>) -> Result<Overrides, Api
             None
         }
     };
+    let score = match tags.get(TAG_SCORE).map(|v| v.trim().parse::<f64>()) {
+        None => None,
+        Some(Ok(s)) if (0.0..=1.0).contains(&s) => Some(s),
+        Some(_) => {
+            field_error(TAG_SCORE, "emulator tag must be a number between 0 and 1");
+            None
+        }
+    };
     if errors.is_empty() {
         Ok(Overrides {
             outcome,
             job,
             stop,
             delete,
+            score,
         })
     } else {
         Err(ApiError::invalid_fields(
@@ -507,7 +520,10 @@ pub(crate) fn results(spec: &JobSpec, obs: &Observation) -> Option<EvaluationRes
         .map(|id| EvaluatorSummary {
             evaluator_id: id.clone(),
             statistics: (completed > 0).then(|| EvaluatorStatistics {
-                average_score: score(&spec.name, id),
+                average_score: spec
+                    .overrides
+                    .score
+                    .unwrap_or_else(|| score(&spec.name, id)),
             }),
             total_evaluated: completed,
             total_failed: failed,
@@ -732,13 +748,34 @@ mod tests {
     #[test]
     fn bad_emulator_tags_are_validation_errors() {
         let mut request = base();
-        request["tags"] =
-            json!({ "emulator:outcome": "ARCHIVED", "emulator:delete-duration": "soon" });
+        request["tags"] = json!({ "emulator:outcome": "ARCHIVED", "emulator:delete-duration": "soon", "emulator:score": "1.5" });
         let err = spec(request).unwrap_err();
         assert_eq!(
             err.field_names(),
-            ["tags.emulator:delete-duration", "tags.emulator:outcome"]
+            [
+                "tags.emulator:delete-duration",
+                "tags.emulator:outcome",
+                "tags.emulator:score"
+            ]
         );
+    }
+
+    #[test]
+    fn the_score_tag_fixes_every_evaluators_average() {
+        let mut request = base();
+        request["tags"] = json!({ "emulator:score": "0.25" });
+        let s = spec(request).unwrap();
+        let done = Observation {
+            status: JobStatus::Completed,
+            since: at(0),
+            basis: JobStatus::Completed,
+            fraction: 1.0,
+        };
+        let summaries = results(&s, &done).unwrap().evaluator_summaries;
+        assert!(!summaries.is_empty());
+        for summary in summaries {
+            assert_eq!(summary.statistics.map(|st| st.average_score), Some(0.25));
+        }
     }
 
     #[test]

@@ -57,8 +57,8 @@ pub use crate::{
         ScriptStep, Target,
     },
     job::{
-        JobStatus, Outcome, TAG_DELETE_DURATION, TAG_JOB_DURATION, TAG_OUTCOME, TAG_STOP_DURATION,
-        UnknownOutcome,
+        JobStatus, Outcome, TAG_DELETE_DURATION, TAG_JOB_DURATION, TAG_OUTCOME, TAG_SCORE,
+        TAG_STOP_DURATION, UnknownOutcome,
     },
     model::ModelError,
     objects::ObjectOps,
