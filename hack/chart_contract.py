@@ -28,7 +28,10 @@ def merge(base, override):
 
 # Exactly what charts/agentcore-operator/README.md#rbac grants the reconciler; nothing more, nothing less.
 RECONCILER = {
-    ("evals.agentcore.dev", "batchevaluations"): {"get", "list", "watch", "patch", "update"},
+    # create and delete: the runs of BatchEvaluationSchedules (and their history limits).
+    ("evals.agentcore.dev", "batchevaluations"): {"get", "list", "watch", "patch", "update", "create", "delete"},
+    ("evals.agentcore.dev", "batchevaluationschedules"): {"get", "list", "watch", "patch"},
+    ("evals.agentcore.dev", "batchevaluationschedules/status"): {"get", "patch"},
     ("evals.agentcore.dev", "batchevaluations/status"): {"get", "patch", "update"},
     ("evals.agentcore.dev", "batchevaluations/finalizers"): {"update"},
     ("events.k8s.io", "events"): {"create", "patch"},
@@ -165,7 +168,8 @@ def check_contract(defaults_path, override_path, rendered_path, namespace, rules
             check(all(group == "evals.agentcore.dev" for group, _ in grants), f"{name_of(r)} grants outside evals.agentcore.dev: {grants}")
             labels = r["metadata"]["labels"]
             if labels.get("rbac.authorization.k8s.io/aggregate-to-edit") == "true":
-                check(("evals.agentcore.dev", "batchevaluations/status") not in grants,
+                check(("evals.agentcore.dev", "batchevaluations/status") not in grants
+                      and ("evals.agentcore.dev", "batchevaluationschedules/status") not in grants,
                       f"{name_of(r)} lets namespace editors write the status the operator's cleanup trusts")
             else:
                 check(all(set(v) <= {"get", "list", "watch"} for v in grants.values()), f"{name_of(r)} must be read-only")

@@ -56,14 +56,15 @@ trap 'rm -rf "$work"' EXIT
 
 # --- CRD copy -------------------------------------------------------------------------------------
 # The chart ships the generated CRD byte for byte; it is never hand-written.
-crd_name="evals.agentcore.dev_batchevaluations.yaml"
-canonical="$ROOT/crds/$crd_name"
-chart_crd="$CHART/crds/$crd_name"
-[ -f "$canonical" ] || fail "crds/$crd_name does not exist: run cargo run -q -- crd > crds/$crd_name"
-[ -f "$chart_crd" ] || fail "chart CRD missing; run: cp crds/$crd_name charts/agentcore-operator/crds/"
-cmp -s "$canonical" "$chart_crd" ||
-  fail "charts/agentcore-operator/crds/$crd_name differs from crds/$crd_name; run: cp crds/$crd_name charts/agentcore-operator/crds/"
-log "ok: chart CRD is byte-identical to crds/$crd_name"
+for crd_name in evals.agentcore.dev_batchevaluations.yaml evals.agentcore.dev_batchevaluationschedules.yaml; do
+  canonical="$ROOT/crds/$crd_name"
+  chart_crd="$CHART/crds/$crd_name"
+  [ -f "$canonical" ] || fail "crds/$crd_name does not exist: run cargo run -q -- crd > crds/$crd_name"
+  [ -f "$chart_crd" ] || fail "chart CRD missing; run: cp crds/$crd_name charts/agentcore-operator/crds/"
+  cmp -s "$canonical" "$chart_crd" ||
+    fail "charts/agentcore-operator/crds/$crd_name differs from crds/$crd_name; run: cp crds/$crd_name charts/agentcore-operator/crds/"
+  log "ok: chart CRD is byte-identical to crds/$crd_name"
+done
 
 # --- supported Kubernetes versions ----------------------------------------------------------------
 # The chart's kubeVersion admits exactly the tested minors (a patch release of a tested minor, or a

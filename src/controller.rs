@@ -25,6 +25,7 @@ use crate::{
         reconciler::{Context, Settings},
     },
     metrics::Metrics,
+    schedule::{self, api::BatchEvaluationSchedule},
 };
 
 /// Name the operator reports in events and as field manager.
@@ -259,6 +260,11 @@ async fn run_controller(
         controller: CONTROLLER_NAME.into(),
         instance: Some(config.identity.clone()),
     };
+    let schedule_ctx = Arc::new(schedule::reconciler::Context::new(
+        client.clone(),
+        reporter.clone(),
+        metrics.clone(),
+    ));
     let ctx = Arc::new(Context::new(
         client.clone(),
         aws,
@@ -266,18 +272,30 @@ async fn run_controller(
         metrics,
         config.settings.clone(),
     ));
-    let api: Api<BatchEvaluation> = match &config.namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    batch_evaluation::controller::run(
-        api,
-        ctx,
-        config.max_concurrent_reconciles,
-        health.ready,
-        stop,
-    )
-    .await;
+    let (api, schedules): (Api<BatchEvaluation>, Api<BatchEvaluationSchedule>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+    tokio::join!(
+        batch_evaluation::controller::run(
+            api.clone(),
+            ctx,
+            config.max_concurrent_reconciles,
+            health.ready,
+            stop.clone(),
+        ),
+        schedule::controller::run(
+            schedules,
+            api,
+            schedule_ctx,
+            config.max_concurrent_reconciles,
+            stop,
+        ),
+    );
 }
 
 async fn serve_metrics(State(health): State<Health>) -> impl IntoResponse {

@@ -3,7 +3,7 @@
 //! Shared parts: [`api`] (the custom resource types), [`aws`] (the AgentCore client), [`remote`]
 //! (what is known of a remote job), [`metrics`], [`telemetry`], [`controller`] (running the
 //! controllers: leader election, health, shutdown), [`crdgen`]. Each kind has its module:
-//! [`batch_evaluation`].
+//! [`batch_evaluation`], [`schedule`] (`BatchEvaluationSchedule`, the CronJob of evaluations).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -14,5 +14,6 @@ pub mod crdgen;
 pub mod error;
 pub mod metrics;
 pub mod remote;
+pub mod schedule;
 pub mod telemetry;
 pub mod tenancy;

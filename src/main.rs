@@ -1,4 +1,4 @@
-//! `agentcore-operator`: `crd` prints the CRD, `run` runs the operator.
+//! `agentcore-operator`: `crd [schedule]` prints a CRD, `run` runs the operator.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -26,14 +26,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the BatchEvaluation CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML (default: BatchEvaluation).
+    Crd {
+        #[arg(value_enum, default_value_t = CrdKind::Evaluation)]
+        kind: CrdKind,
+    },
     /// Run the operator (kubeconfig or in-cluster config).
     Run(Box<RunArgs>),
     /// Delete every BatchEvaluation (of --namespace, or of all namespaces) and wait until the
     /// running operator has cleaned up their jobs and they are gone. The Helm chart's pre-delete
     /// hook runs it, so `helm uninstall` strands no object behind a finalizer.
     Cleanup(CleanupArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdKind {
+    /// `BatchEvaluation`.
+    Evaluation,
+    /// `BatchEvaluationSchedule`.
+    Schedule,
 }
 
 #[derive(clap::Args)]
@@ -111,8 +122,12 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => {
-            print!("{}", crdgen::crd_yaml()?);
+        Command::Crd { kind } => {
+            let yaml = match kind {
+                CrdKind::Evaluation => crdgen::crd_yaml()?,
+                CrdKind::Schedule => crdgen::schedule_crd_yaml()?,
+            };
+            print!("{yaml}");
             Ok(())
         }
         Command::Run(args) => run(*args).await,

@@ -74,6 +74,8 @@ pub struct Metrics {
     queue_depth: Family<QueueLabels, Gauge>,
     queue_wait: Histogram,
     leader: Gauge,
+    /// The `BatchEvaluationSchedule` families.
+    pub schedules: crate::schedule::metrics::ScheduleMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -150,6 +152,8 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let schedules = crate::schedule::metrics::ScheduleMetrics::default();
+        schedules.register(&mut registry);
         Self {
             registry,
             reconciles,
@@ -163,6 +167,7 @@ impl Default for Metrics {
             queue_depth,
             queue_wait,
             leader,
+            schedules,
         }
     }
 }

@@ -181,6 +181,11 @@ async fn every_example_is_valid() -> anyhow::Result<()> {
     plane
         .install_crd(repo_path("crds/evals.agentcore.dev_batchevaluations.yaml"))
         .await?;
+    plane
+        .install_crd(repo_path(
+            "crds/evals.agentcore.dev_batchevaluationschedules.yaml",
+        ))
+        .await?;
     plane.kubectl_ok(["create", "namespace", "argocd"]).await?;
 
     let mut dry_run = Vec::new();
@@ -193,7 +198,8 @@ async fn every_example_is_valid() -> anyhow::Result<()> {
         for doc in &docs {
             match kind_of(doc) {
                 (api, kind)
-                    if api == "evals.agentcore.dev/v1alpha1" && kind == "BatchEvaluation" =>
+                    if api == "evals.agentcore.dev/v1alpha1"
+                        && (kind == "BatchEvaluation" || kind == "BatchEvaluationSchedule") =>
                 {
                     needs_dry_run = true;
                 }

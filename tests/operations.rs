@@ -149,6 +149,27 @@ async fn chart_installs_and_its_rbac_is_enough_and_no_more() -> anyhow::Result<(
             "leases.coordination.k8s.io",
             Some(OPERATOR_NAMESPACE),
         ),
+        // The runs of BatchEvaluationSchedules, and their history limits.
+        (
+            "create",
+            "batchevaluations.evals.agentcore.dev",
+            Some("default"),
+        ),
+        (
+            "delete",
+            "batchevaluations.evals.agentcore.dev",
+            Some("default"),
+        ),
+        (
+            "watch",
+            "batchevaluationschedules.evals.agentcore.dev",
+            None,
+        ),
+        (
+            "patch",
+            "batchevaluationschedules.evals.agentcore.dev/status",
+            None,
+        ),
     ] {
         ensure!(
             can(verb, resource, ns).await?,
@@ -162,12 +183,12 @@ async fn chart_installs_and_its_rbac_is_enough_and_no_more() -> anyhow::Result<(
         ("create", "pods", Some("default")),
         (
             "create",
-            "batchevaluations.evals.agentcore.dev",
+            "batchevaluationschedules.evals.agentcore.dev",
             Some("default"),
         ),
         (
             "delete",
-            "batchevaluations.evals.agentcore.dev",
+            "batchevaluationschedules.evals.agentcore.dev",
             Some("default"),
         ),
         ("create", "leases.coordination.k8s.io", Some("default")),

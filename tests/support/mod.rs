@@ -93,6 +93,11 @@ impl Env {
         plane
             .install_crd(repo_path("crds/evals.agentcore.dev_batchevaluations.yaml"))
             .await?;
+        plane
+            .install_crd(repo_path(
+                "crds/evals.agentcore.dev_batchevaluationschedules.yaml",
+            ))
+            .await?;
         grant_chart_rbac(&plane).await?;
         let emulator = agentcore_emulator::start(options.emulator).await?;
         let mut operator_args = options.operator_args;

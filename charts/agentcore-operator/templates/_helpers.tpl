@@ -96,6 +96,24 @@ ClusterRole (all namespaces) and the Role (one namespace) so the two modes canno
     - watch
     - patch
     - update
+    - create
+    - delete
+- apiGroups:
+    - evals.agentcore.dev
+  resources:
+    - batchevaluationschedules
+  verbs:
+    - get
+    - list
+    - watch
+    - patch
+- apiGroups:
+    - evals.agentcore.dev
+  resources:
+    - batchevaluationschedules/status
+  verbs:
+    - get
+    - patch
 - apiGroups:
     - evals.agentcore.dev
   resources:
