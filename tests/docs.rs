@@ -58,6 +58,15 @@ fn served_families() -> BTreeSet<String> {
     metrics.set_object("ns", "name", None, Some(&object));
     metrics.set_leader(true);
     metrics.set_queue_depth("us-west-2", None, 1);
+    metrics.schedules.count(
+        "ns",
+        "nightly",
+        agentcore_operator::schedule::metrics::RunOutcome::Created,
+        1,
+    );
+    metrics
+        .schedules
+        .set_last("ns", "nightly", Some(true), Some(0.9));
     metrics
         .render()
         .lines()

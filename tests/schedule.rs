@@ -338,6 +338,21 @@ async fn runs_history_suspend_run_now(env: &Env) -> anyhow::Result<()> {
     );
     ensure!(cond_status(&sched, "Ready") == "True", "{sched}");
 
+    // Metrics: runs counted, the last verdict exported; gone with the schedule.
+    let series = format!("namespace=\"{ns}\",schedule=\"nightly\"");
+    let text = support::metrics::scrape(env.metrics_port).await?;
+    ensure!(
+        text.contains(&format!(
+            "agentcore_operator_schedule_last_run_passed{{{series}}} 1"
+        )),
+        "last verdict exported: {text}"
+    );
+    ensure!(
+        text.lines().any(|l| l.starts_with(&format!(
+            "agentcore_operator_schedule_runs_total{{{series},outcome=\"succeeded\"}}"
+        ))),
+        "finished runs counted: {text}"
+    );
     println!(
         "--- kubectl get bevalsched -n {ns} -o wide\n{}",
         env.kubectl(&["get", "bevalsched", "-n", ns, "-o", "wide"])
@@ -355,6 +370,16 @@ async fn runs_history_suspend_run_now(env: &Env) -> anyhow::Result<()> {
         ])
         .await?
     );
+    env.kubectl(&["delete", "bevalsched", "nightly", "-n", ns])
+        .await?;
+    wait_until_ok("the schedule's gauges to go", LONG, POLL, || async {
+        let text = support::metrics::scrape(env.metrics_port).await?;
+        if text.contains(&series) {
+            bail!("still exported: {series}")
+        }
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 

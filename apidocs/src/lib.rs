@@ -38,6 +38,15 @@ struct CelRule {
     message: String,
 }
 
+/// Renders the reference of several CRDs, one after the other (`docs/api-reference.md`).
+///
+/// # Errors
+/// As [`render`].
+pub fn render_all(crds: &[CustomResourceDefinition]) -> Result<String, Error> {
+    let parts = crds.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+    Ok(parts.join("\n"))
+}
+
 /// Renders the reference for every version of `crd`.
 ///
 /// # Errors
@@ -71,10 +80,11 @@ pub fn render(crd: &CustomResourceDefinition) -> Result<String, Error> {
     writeln!(out)?;
     writeln!(
         out,
-        "Generated from the CRD schema (`agentcore_operator::crdgen::crd()`, the same schema as \
+        "Generated from the CRD schema (`agentcore_operator::crdgen`, the same schema as \
          `crds/` and the chart) by `{REGENERATE}`. Do not edit by hand: `apidocs/tests/api_reference.rs` \
-         fails when this file is stale. `kubectl explain batchevaluation.spec --recursive` shows \
-         the same descriptions from a cluster."
+         fails when this file is stale. `kubectl explain {}.spec --recursive` shows \
+         the same descriptions from a cluster.",
+        kind.to_lowercase()
     )?;
     writeln!(out)?;
     writeln!(out, "| | |")?;

@@ -2,7 +2,10 @@
 //! `cargo run -q -p agentcore-apidocs > docs/api-reference.md`.
 
 fn main() -> anyhow::Result<()> {
-    let crd = agentcore_operator::crdgen::crd();
-    print!("{}", agentcore_apidocs::render(&crd)?);
+    let crds = [
+        agentcore_operator::crdgen::crd(),
+        agentcore_operator::crdgen::schedule_crd(),
+    ];
+    print!("{}", agentcore_apidocs::render_all(&crds)?);
     Ok(())
 }
