@@ -16,8 +16,6 @@ use serde::{Deserialize, Serialize};
 pub const FINALIZER: &str = "evals.agentcore.dev/cleanup";
 /// Escape hatch: `"true"` releases the finalizer without remote cleanup (the job is left behind).
 pub const FORCE_RELEASE_ANNOTATION: &str = "evals.agentcore.dev/force-release";
-/// Optional per-object alert threshold for evaluator average scores, exported as a metric.
-pub const MIN_SCORE_ANNOTATION: &str = "evals.agentcore.dev/min-average-score";
 
 /// Desired state of an Amazon Bedrock AgentCore batch evaluation job. Fields that define the
 /// remote job are immutable once the object exists; `deletionPolicy` and `stop` stay mutable.
@@ -38,6 +36,11 @@ pub const MIN_SCORE_ANNOTATION: &str = "evals.agentcore.dev/min-average-score";
     printcolumn(name = "Status", type_ = "string", json_path = ".status.remoteStatus"),
     printcolumn(name = "Sessions", type_ = "string", json_path = ".status.sessions"),
     printcolumn(name = "Score", type_ = "number", json_path = ".status.averageScore"),
+    printcolumn(
+        name = "Passed",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Passed\")].status"
+    ),
     printcolumn(name = "Id", type_ = "string", json_path = ".status.batchEvaluationId"),
     printcolumn(
         name = "Age",
@@ -62,6 +65,9 @@ pub const MIN_SCORE_ANNOTATION: &str = "evals.agentcore.dev/min-average-score";
 #[x_kube(validation = immutable_when_set("evaluators"))]
 #[x_kube(validation = immutable_when_set("insights"))]
 #[x_kube(validation = immutable_when_set("tags"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.passCriteria) || !has(self.passCriteria.evaluators) || !has(self.evaluators) || self.passCriteria.evaluators.all(c, self.evaluators.exists(e, e.evaluatorId == c.evaluatorId))")
+    .message("every passCriteria.evaluators[].evaluatorId must be one of spec.evaluators")
+    .field_path(".passCriteria.evaluators"))]
 #[x_kube(validation = kube::core::Rule::new("!has(oldSelf.stop) || !oldSelf.stop || (has(self.stop) && self.stop)")
     .message("stop cannot be set back to false: a stopped batch evaluation cannot resume")
     .field_path(".stop"))]
@@ -147,6 +153,12 @@ pub struct BatchEvaluationSpec {
     #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
 
+    /// What the results must reach for the evaluation to pass: the `Passed` condition (a gate
+    /// for `kubectl wait --for=condition=Passed`, Argo CD and Flux). Checked, without any AWS
+    /// call, when the job ends and whenever the criteria change. Mutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_criteria: Option<PassCriteria>,
+
     /// Manage an existing batch evaluation with this id instead of starting a new one. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}$"))]
@@ -182,6 +194,42 @@ pub struct EvaluatorRef {
         )
     )]
     pub evaluator_id: String,
+}
+
+/// What a finished evaluation must reach to pass. Every criterion must hold.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.evaluators) || self.evaluators.all(a, self.evaluators.exists_one(b, b.evaluatorId == a.evaluatorId))")
+    .message("passCriteria.evaluators lists an evaluatorId more than once")
+    .field_path(".evaluators"))]
+pub struct PassCriteria {
+    /// A minimum average score per evaluator (at most 10). An evaluator that scores several
+    /// dimensions must reach the minimum in each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub evaluators: Vec<EvaluatorCriterion>,
+
+    /// The largest share of sessions whose evaluation may fail, from 0 to 1 (`0.1`: at most
+    /// one session in ten). Unset: failed sessions do not fail the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_failed_sessions_ratio: Option<f64>,
+
+    /// `true`: an evaluator listed here that reported no score fails the gate. Default `false`:
+    /// its criterion is not checked (a job with no evaluated session has no scores).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_all_evaluators: bool,
+}
+
+/// The minimum average score of one evaluator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluatorCriterion {
+    /// The evaluator, as in `spec.evaluators`.
+    #[schemars(length(min = 1, max = 111))]
+    pub evaluator_id: String,
+    /// The lowest average score that passes (inclusive).
+    pub min_average_score: f64,
 }
 
 /// Reference to an insight.

@@ -70,7 +70,7 @@ pub struct Metrics {
     objects: Family<StatusLabels, Gauge>,
     deleting_age: Family<ObjectLabels, FloatGauge>,
     scores: Family<ScoreLabels, FloatGauge>,
-    score_thresholds: Family<ObjectLabels, FloatGauge>,
+    passed: Family<ObjectLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
     queue_wait: Histogram,
     leader: Gauge,
@@ -128,11 +128,11 @@ impl Default for Metrics {
             "Average score per object and evaluator, as reported by the service",
             scores.clone(),
         );
-        let score_thresholds = Family::<ObjectLabels, FloatGauge>::default();
+        let passed = Family::<ObjectLabels, Gauge>::default();
         registry.register(
-            "evaluation_score_threshold",
-            "Per-object alert threshold from the evals.agentcore.dev/min-average-score annotation",
-            score_thresholds.clone(),
+            "evaluation_passed",
+            "1 when the object's results meet its spec.passCriteria, 0 when they do not (or the job ended FAILED or STOPPED); absent while the job runs and without criteria",
+            passed.clone(),
         );
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         registry.register(
@@ -163,7 +163,7 @@ impl Default for Metrics {
             objects,
             deleting_age,
             scores,
-            score_thresholds,
+            passed,
             queue_depth,
             queue_wait,
             leader,
@@ -179,7 +179,8 @@ pub struct ObjectMetrics {
     pub deleting_since: Option<Duration>,
     /// (evaluator label, average score)
     pub scores: Vec<(String, f64)>,
-    pub score_threshold: Option<f64>,
+    /// The quality gate's verdict: `None` while the job runs or without pass criteria.
+    pub passed: Option<bool>,
 }
 
 static ENCODE_FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -251,7 +252,7 @@ impl Metrics {
             }
         }
         self.deleting_age.remove(&key);
-        self.score_thresholds.remove(&key);
+        self.passed.remove(&key);
         let Some(now) = now else { return };
         self.objects.get_or_create(&status_label(now)).inc();
         if let Some(age) = now.deleting_since {
@@ -266,8 +267,8 @@ impl Metrics {
                 })
                 .set(*score);
         }
-        if let Some(threshold) = now.score_threshold {
-            self.score_thresholds.get_or_create(&key).set(threshold);
+        if let Some(passed) = now.passed {
+            self.passed.get_or_create(&key).set(i64::from(passed));
         }
     }
 
@@ -297,7 +298,7 @@ mod tests {
         let running = ObjectMetrics {
             remote_status: Some("IN_PROGRESS".into()),
             scores: vec![("Builtin.Helpfulness".into(), 0.8)],
-            score_threshold: Some(0.7),
+            passed: Some(false),
             ..ObjectMetrics::default()
         };
         metrics.set_object("ns", "a", None, Some(&running));
@@ -308,9 +309,7 @@ mod tests {
         );
         assert!(text.contains(r#"agentcore_operator_evaluation_average_score{namespace="ns",name="a",evaluator="Builtin.Helpfulness"} 0.8"#), "{text}");
         assert!(
-            text.contains(
-                r#"agentcore_operator_evaluation_score_threshold{namespace="ns",name="a"} 0.7"#
-            ),
+            text.contains(r#"agentcore_operator_evaluation_passed{namespace="ns",name="a"} 0"#),
             "{text}"
         );
 
@@ -322,6 +321,10 @@ mod tests {
         );
         assert!(
             !text.contains("evaluator=\"Builtin.Helpfulness\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("agentcore_operator_evaluation_passed{"),
             "{text}"
         );
     }

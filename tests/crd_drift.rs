@@ -48,7 +48,7 @@ fn crd_has_what_users_rely_on() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    for column in ["Status", "Sessions", "Score", "Id", "Age"] {
+    for column in ["Status", "Sessions", "Score", "Passed", "Id", "Age"] {
         assert!(
             columns.contains(&column),
             "printer column {column} in {columns:?}"

@@ -53,7 +53,7 @@ fn served_families() -> BTreeSet<String> {
         remote_status: Some("IN_PROGRESS".into()),
         deleting_since: Some(Duration::from_secs(1)),
         scores: vec![("Builtin.Helpfulness".into(), 0.5)],
-        score_threshold: Some(0.7),
+        passed: Some(true),
     };
     metrics.set_object("ns", "name", None, Some(&object));
     metrics.set_leader(true);

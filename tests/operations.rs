@@ -527,15 +527,13 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
     })
     .await?;
     env.create_namespace("obs").await?;
-    env.apply(&manifest("obs", "scored", "", &[])).await?;
-    env.kubectl(&[
-        "annotate",
-        "beval",
-        "scored",
-        "-n",
+    // Scores 0.3: the criterion (0.9) is missed, so the verdict gauge reads 0.
+    env.apply(&manifest(
         "obs",
-        "evals.agentcore.dev/min-average-score=0.9",
-    ])
+        "scored",
+        "  passCriteria:\n    evaluators:\n      - evaluatorId: Builtin.Helpfulness\n        minAverageScore: 0.9\n",
+        &[("emulator:score", "0.3")],
+    ))
     .await?;
     env.kubectl(&[
         "wait",
@@ -575,7 +573,7 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
         "agentcore_operator_aws_request_duration_seconds_bucket{",
         r#"agentcore_operator_objects{remote_status="COMPLETED"} 1"#,
         r#"agentcore_operator_evaluation_average_score{namespace="obs",name="scored",evaluator="Builtin.Helpfulness"}"#,
-        r#"agentcore_operator_evaluation_score_threshold{namespace="obs",name="scored"} 0.9"#,
+        r#"agentcore_operator_evaluation_passed{namespace="obs",name="scored"} 0"#,
         "agentcore_operator_leader 1",
         "# EOF",
     ] {

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail, ensure};
 use jiff::Timestamp;
 use serde_json::Value;
 use support::{
-    Env, EnvOptions,
+    Env, EnvOptions, PlaneOptions,
     faults::runs,
     object::{cond_reason, cond_status, status_str, str_at, uid},
 };
@@ -548,9 +548,99 @@ async fn invalid_input(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pass criteria on the template: a run scored below them is a failed run (kept by
+/// `failedRunsHistoryLimit`, exported as the last verdict 0); deleting the schedule deletes every
+/// run through garbage collection, and every run's job through its finalizer.
+async fn verdicts_and_garbage_collection(env: &Env) -> anyhow::Result<()> {
+    let ns = "sched-gate";
+    env.create_namespace(ns).await?;
+    let manifest = schedule(
+        ns,
+        "gated",
+        "*/4 * * * * *",
+        "  concurrencyPolicy: Allow\n  successfulRunsHistoryLimit: 5\n  failedRunsHistoryLimit: 2\n",
+        "2s",
+    )
+    .replace(
+        "      tags:\n",
+        "      passCriteria:\n        evaluators:\n          - evaluatorId: Builtin.Helpfulness\n            minAverageScore: 0.8\n      tags:\n        \"emulator:score\": \"0.42\"\n",
+    );
+    env.apply(&manifest).await?;
+    // Three failed runs: the oldest is pruned, two are kept.
+    let failed = |r: &Value| {
+        support::object::cond_status(r, "Passed") == "False"
+            && status_str(r, "remoteStatus") == Some("COMPLETED")
+    };
+    let runs = wait_runs(
+        env,
+        ns,
+        "gated",
+        "a failed run beyond the limit pruned",
+        |r| {
+            r.iter().filter(|x| failed(x)).count() == 2
+                && r.iter().any(|x| slot_of(x) >= slot_of(&r[0]) + 8)
+        },
+    )
+    .await?;
+    let sched = get_schedule(env, ns, "gated").await?;
+    ensure!(
+        sched.pointer("/status/lastSuccessfulTime").is_none(),
+        "no run met the criteria: {sched}"
+    );
+    let series = format!("namespace=\"{ns}\",schedule=\"gated\"");
+    wait_until_ok("the last verdict 0", LONG, POLL, || async {
+        let text = support::metrics::scrape(env.metrics_port).await?;
+        if text.contains(&format!(
+            "agentcore_operator_schedule_last_run_passed{{{series}}} 0"
+        )) && text.contains(&format!(
+            "agentcore_operator_schedule_last_run_score{{{series}}} 0.42"
+        )) {
+            Ok(())
+        } else {
+            bail!("not yet")
+        }
+    })
+    .await?;
+    println!(
+        "--- kubectl get bevalsched -n {ns}\n{}",
+        env.kubectl(&["get", "bevalsched", "-n", ns]).await?
+    );
+    println!(
+        "--- kubectl get beval -n {ns}\n{}",
+        env.kubectl(&["get", "beval", "-n", ns]).await?
+    );
+    // Delete the schedule: the garbage collector deletes every run, each run's finalizer deletes
+    // its job.
+    env.kubectl(&["delete", "bevalsched", "gated", "-n", ns])
+        .await?;
+    let mut jobs = Vec::new();
+    for run in &runs {
+        if let Some(job) = status_str(run, "batchEvaluationName") {
+            jobs.push(job.to_owned());
+        }
+    }
+    ensure!(!jobs.is_empty(), "runs recorded their jobs: {runs:?}");
+    wait_runs(env, ns, "gated", "every run collected", <[Value]>::is_empty).await?;
+    for job in &jobs {
+        let found = env.jobs_named(job);
+        ensure!(
+            found.len() == 1 && found[0].is_gone(),
+            "the job of a collected run is deleted: {found:?}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schedules_on_the_real_plane() -> anyhow::Result<()> {
-    let mut env = Env::start(EnvOptions::default()).await?;
+    // kube-controller-manager's garbage collector deletes the runs of a deleted schedule.
+    let mut env = Env::start_with(
+        EnvOptions::default(),
+        PlaneOptions {
+            controller_manager: true,
+        },
+    )
+    .await?;
     let started = std::time::Instant::now();
     invalid_input(&env).await.context("invalid input")?;
     println!("invalid input: {:.1}s", started.elapsed().as_secs_f64());
@@ -572,6 +662,13 @@ async fn schedules_on_the_real_plane() -> anyhow::Result<()> {
         .context("operator killed across slots")?;
     println!(
         "killed across slots: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    verdicts_and_garbage_collection(&env)
+        .await
+        .context("verdicts, garbage collection")?;
+    println!(
+        "verdicts and garbage collection: {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

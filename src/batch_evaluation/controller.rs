@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{
-    api::{BatchEvaluation, FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION},
+    api::{BatchEvaluation, FORCE_RELEASE_ANNOTATION},
     batch_evaluation::reconciler::{self, Context},
 };
 
@@ -93,17 +93,16 @@ pub async fn run(
 }
 
 /// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
-/// operator's own annotations (the force-release escape hatch and the score threshold do not
-/// bump the generation). The operator's own status writes pass none of these, so they cost no
+/// operator's own annotation (the force-release escape hatch does not bump the generation). The operator's own status writes pass none of these, so they cost no
 /// reconcile; nor do labels and annotations written by other tools (GitOps tracking ids, ...).
 fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
     obj.finalizers().hash(&mut hasher);
-    for key in [FORCE_RELEASE_ANNOTATION, MIN_SCORE_ANNOTATION] {
-        obj.annotations().get(key).hash(&mut hasher);
-    }
+    obj.annotations()
+        .get(FORCE_RELEASE_ANNOTATION)
+        .hash(&mut hasher);
     obj.meta().uid.hash(&mut hasher);
     Some(hasher.finish())
 }
@@ -135,13 +134,6 @@ mod tests {
             "true".to_owned(),
         )]));
         assert_ne!(relevant_change(&base), relevant_change(&annotated));
-
-        let mut threshold = base.clone();
-        threshold.meta_mut().annotations = Some(BTreeMap::from([(
-            MIN_SCORE_ANNOTATION.to_owned(),
-            "0.8".to_owned(),
-        )]));
-        assert_ne!(relevant_change(&base), relevant_change(&threshold));
 
         // Another tool's annotations and labels: no reconcile, so no AWS call.
         let mut foreign = base.clone();

@@ -3,6 +3,7 @@
 //! - [`lifecycle`]: the pure decision, from the object and what AWS said, to the next step;
 //! - [`reason`]: every reason the kind writes, typed;
 //! - [`status`]: the status, computed from what a reconcile learned;
+//! - [`gate`]: the quality gate, the results judged against `spec.passCriteria`;
 //! - [`snapshot`], [`admission`], [`drive`], [`outcome`]: the stages of one reconcile, which
 //!   [`reconciler`] chains and applies;
 //! - [`queue`]: the start queue's order and admission, decided purely;
@@ -14,6 +15,7 @@ pub mod admission;
 pub mod adoption;
 pub mod controller;
 pub mod drive;
+pub mod gate;
 pub mod lifecycle;
 pub mod naming;
 pub mod outcome;

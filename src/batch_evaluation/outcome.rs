@@ -11,6 +11,7 @@ use crate::{
     api::{BatchEvaluationStatus, CleanupStep, FORCE_RELEASE_ANNOTATION},
     batch_evaluation::{
         drive::{Acted, Driven},
+        gate::Gate,
         lifecycle::{Release, Step, Wait},
         queue::Place,
         reason::Reason,
@@ -118,6 +119,7 @@ pub fn outcome(
         queue,
         role_arn: snapshot.identity.role_arn(),
         detail: snapshot.adoption_conflict.as_deref(),
+        pass_criteria: snapshot.pass_criteria.as_ref(),
     };
     let desired = status::desired(&snapshot.status, &inputs, now);
     let status = desired.write.then(|| {
@@ -130,6 +132,7 @@ pub fn outcome(
             &desired.verdict,
             acted,
         ));
+        events.extend(gate_event(&snapshot.status, desired.gate.as_ref()));
         desired.status.clone()
     });
     let (requeue, label) = requeue(
@@ -140,7 +143,12 @@ pub fn outcome(
     Outcome {
         status,
         events,
-        metrics: MetricsUpdate::Set(object_metrics(snapshot, &desired.status, now)),
+        metrics: MetricsUpdate::Set(object_metrics(
+            snapshot,
+            &desired.status,
+            desired.gate.as_ref(),
+            now,
+        )),
         release: None,
         requeue,
         label,
@@ -322,9 +330,35 @@ fn transition_events(
     events
 }
 
+/// One event when the quality gate reaches a verdict or changes it (not while it waits, and not
+/// when only the list of missed criteria changes: the condition's message has that).
+fn gate_event(before: &BatchEvaluationStatus, gate: Option<&Gate>) -> Option<Event> {
+    let gate = gate.filter(|gate| **gate != Gate::AwaitingResults)?;
+    let was = before
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::PASSED)
+        .map(|c| c.status.as_str());
+    if was == Some(gate.status()) {
+        return None;
+    }
+    let type_ = if *gate == Gate::Met {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    Some(event(
+        type_,
+        gate.reason().as_str(),
+        "Judge",
+        gate.message(),
+    ))
+}
+
 fn object_metrics(
     snapshot: &Snapshot,
     status: &BatchEvaluationStatus,
+    gate: Option<&Gate>,
     now: Timestamp,
 ) -> ObjectMetrics {
     let deleting_since = snapshot
@@ -348,7 +382,11 @@ fn object_metrics(
         remote_status: status.remote_status.clone(),
         deleting_since,
         scores,
-        score_threshold: snapshot.score_threshold,
+        passed: match gate {
+            Some(Gate::Met) => Some(true),
+            Some(Gate::Missed(_) | Gate::NotCompleted(_)) => Some(false),
+            Some(Gate::AwaitingResults) | None => None,
+        },
     }
 }
 

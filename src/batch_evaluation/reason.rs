@@ -36,6 +36,16 @@ pub enum Reason {
     /// Ready=True: `spec.stop` was set before the job started, so it never will.
     NotStarted,
 
+    // The quality gate (the Passed condition, with spec.passCriteria; events when it changes).
+    /// Passed=Unknown: the job has not ended.
+    AwaitingResults,
+    /// Passed=True.
+    CriteriaMet,
+    /// Passed=False: a criterion is missed.
+    CriteriaMissed,
+    /// Passed=False: the job ended FAILED or STOPPED.
+    NotCompleted,
+
     // The job ended without its result (Stalled=True).
     JobFailed,
     StoppedExternally,
@@ -76,6 +86,10 @@ impl Reason {
             Self::UnknownRemoteStatus => "UnknownRemoteStatus",
             Self::Queued => "Queued",
             Self::NotStarted => "NotStarted",
+            Self::AwaitingResults => "AwaitingResults",
+            Self::CriteriaMet => "CriteriaMet",
+            Self::CriteriaMissed => "CriteriaMissed",
+            Self::NotCompleted => "NotCompleted",
             Self::JobFailed => "JobFailed",
             Self::StoppedExternally => "StoppedExternally",
             Self::Stalled(stall) => match stall {

@@ -9,8 +9,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::{
     api::{
-        BatchEvaluation, BatchEvaluationStatus, FINALIZER, FORCE_RELEASE_ANNOTATION,
-        MIN_SCORE_ANNOTATION,
+        BatchEvaluation, BatchEvaluationStatus, FINALIZER, FORCE_RELEASE_ANNOTATION, PassCriteria,
     },
     batch_evaluation::{
         lifecycle::{ObjectView, StallReason},
@@ -43,8 +42,8 @@ pub struct Snapshot {
     pub results_location: Option<String>,
     /// `metadata.deletionTimestamp`.
     pub deleting_since: Option<Timestamp>,
-    /// The per-object score threshold annotation, if it parses.
-    pub score_threshold: Option<f64>,
+    /// What the results must reach to pass (`spec.passCriteria`).
+    pub pass_criteria: Option<PassCriteria>,
     /// The other object that records or adopts the job this one asks to adopt (set by the
     /// reconciler, which sees the cache).
     pub adoption_conflict: Option<String>,
@@ -143,10 +142,7 @@ impl Snapshot {
                 .and_then(|o| o.cloud_watch.log_group_name.clone())
                 .filter(|g| !g.is_empty()),
             deleting_since: obj.meta().deletion_timestamp.as_ref().map(|t| t.0),
-            score_threshold: obj
-                .annotations()
-                .get(MIN_SCORE_ANNOTATION)
-                .and_then(|v| v.trim().parse().ok()),
+            pass_criteria: obj.spec.pass_criteria.clone(),
             namespace,
             name,
             uid,

@@ -5,8 +5,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
-    api::{BatchEvaluationStatus, CleanupStep},
+    api::{BatchEvaluationStatus, CleanupStep, PassCriteria},
     batch_evaluation::{
+        gate::{self, Gate},
         lifecycle::{StallReason, Step, Wait},
         queue::Place,
         reason::Reason,
@@ -18,6 +19,9 @@ use crate::{
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+/// The quality gate, present when `spec.passCriteria` is set: True, False, or Unknown while the
+/// job runs.
+pub const PASSED: &str = "Passed";
 /// A condition's `status` values.
 const TRUE: &str = "True";
 const FALSE: &str = "False";
@@ -46,6 +50,8 @@ pub struct StatusInputs<'a> {
     pub role_arn: Option<&'a str>,
     /// Words for a stall decided without AWS (the other object of an adoption conflict).
     pub detail: Option<&'a str>,
+    /// `spec.passCriteria`, judged against the recorded results.
+    pub pass_criteria: Option<&'a PassCriteria>,
 }
 
 /// What the three conditions say, typed.
@@ -115,20 +121,7 @@ impl Verdict {
     ) -> Vec<Condition> {
         let condition = |type_: &str, truth: bool, reason: Reason, message: String| {
             let status = if truth { TRUE } else { FALSE };
-            let last_transition_time = match current.conditions.iter().find(|c| c.type_ == type_) {
-                Some(previous) if previous.status == status => {
-                    previous.last_transition_time.clone()
-                }
-                _ => Time(now),
-            };
-            Condition {
-                type_: type_.to_owned(),
-                status: status.to_owned(),
-                reason: reason.as_str().to_owned(),
-                message,
-                observed_generation: Some(generation),
-                last_transition_time,
-            }
+            condition(current, type_, status, reason, message, generation, now)
         };
         let (reconciling_reason, reconciling_message) = match (&self.settled, self.reconciling) {
             (_, true) => (self.reason, self.message.clone()),
@@ -157,11 +150,37 @@ impl Verdict {
     }
 }
 
+/// One condition, keeping its transition time if its status did not flip.
+fn condition(
+    current: &BatchEvaluationStatus,
+    type_: &str,
+    status: &str,
+    reason: Reason,
+    message: String,
+    generation: i64,
+    now: Timestamp,
+) -> Condition {
+    let last_transition_time = match current.conditions.iter().find(|c| c.type_ == type_) {
+        Some(previous) if previous.status == status => previous.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.as_str().to_owned(),
+        message,
+        observed_generation: Some(generation),
+        last_transition_time,
+    }
+}
+
 /// The status this object should have, the verdict its conditions state, and whether it is
 /// worth a write.
 pub struct Desired {
     pub status: BatchEvaluationStatus,
     pub verdict: Verdict,
+    /// The quality gate's verdict, when the object has pass criteria.
+    pub gate: Option<Gate>,
     /// Write the status: it changed, and the change is not one the next poll records anyway.
     pub write: bool,
 }
@@ -215,6 +234,20 @@ pub fn desired(
         previous_stall,
     );
     status.conditions = verdict.conditions(current, inputs.generation, now);
+    let gate = inputs
+        .pass_criteria
+        .map(|criteria| gate::judge(criteria, remote.as_ref(), status.results.as_ref()));
+    if let Some(gate) = &gate {
+        status.conditions.push(condition(
+            current,
+            PASSED,
+            gate.status(),
+            gate.reason(),
+            gate.message(),
+            inputs.generation,
+            now,
+        ));
+    }
     // A Delete was just accepted. The job is usually gone by the next cleanup poll, and that
     // poll records the step itself if it is not (AwaitingRemoval); the DeleteRequested event
     // tells it now. This saves one status write per deletion.
@@ -227,6 +260,7 @@ pub fn desired(
     Desired {
         status,
         verdict,
+        gate,
         write,
     }
 }

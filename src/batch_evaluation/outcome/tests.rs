@@ -358,3 +358,103 @@ fn a_start_refused_for_quota_queues_and_probes_when_due_without_a_warning() {
     let out = outcome(&snapshot(&obj), &refused, Some(&behind), POLL, now());
     assert_eq!(out.requeue, Requeue::After(QUEUE_RECHECK_INTERVAL));
 }
+
+/// A job that completed with `score` for Builtin.Helpfulness.
+fn scored_job(score: f64) -> RemoteJob {
+    RemoteJob {
+        results: Some(crate::api::EvaluationResults {
+            total_sessions: Some(4),
+            sessions_completed: Some(4),
+            evaluators: vec![crate::api::EvaluatorResult {
+                evaluator_id: Some("Builtin.Helpfulness".into()),
+                average_score: Some(score),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..job(RemoteStatus::Completed)
+    }
+}
+
+fn with_criteria(mut obj: BatchEvaluation, min: f64) -> BatchEvaluation {
+    obj.spec.pass_criteria = Some(crate::api::PassCriteria {
+        evaluators: vec![crate::api::EvaluatorCriterion {
+            evaluator_id: "Builtin.Helpfulness".into(),
+            min_average_score: min,
+        }],
+        ..Default::default()
+    });
+    obj
+}
+
+#[test]
+fn the_verdict_is_told_once_exported_and_told_again_when_it_flips() {
+    let obj = with_criteria(object(Some(running_status())), 0.7);
+    let missed = outcome(
+        &snapshot(&obj),
+        &driven(Step::Idle, Some(scored_job(0.5)), Vec::new()),
+        None,
+        POLL,
+        now(),
+    );
+    assert_eq!(
+        reasons(&missed),
+        [("Completed", false), ("CriteriaMissed", true)]
+    );
+    let MetricsUpdate::Set(metrics) = &missed.metrics else {
+        panic!("metrics set");
+    };
+    assert_eq!(metrics.passed, Some(false));
+
+    // The same verdict again (a later reconcile): nothing to tell.
+    let recorded = missed.status.clone().expect("written");
+    let again = outcome(
+        &snapshot(&with_criteria(object(Some(recorded.clone())), 0.7)),
+        &driven(Step::Idle, None, Vec::new()),
+        None,
+        POLL,
+        now(),
+    );
+    assert!(again.status.is_none() && again.events.is_empty());
+
+    // The criteria are relaxed: judged from status, told as a Normal event.
+    let mut relaxed = with_criteria(object(Some(recorded)), 0.4);
+    relaxed.meta_mut().generation = Some(2);
+    let met = outcome(
+        &snapshot(&relaxed),
+        &driven(Step::Idle, None, Vec::new()),
+        None,
+        POLL,
+        now(),
+    );
+    assert_eq!(reasons(&met), [("CriteriaMet", false)]);
+    let MetricsUpdate::Set(metrics) = &met.metrics else {
+        panic!("metrics set");
+    };
+    assert_eq!(metrics.passed, Some(true));
+}
+
+#[test]
+fn a_running_job_with_criteria_exports_no_verdict() {
+    let obj = with_criteria(object(None), 0.7);
+    let out = outcome(
+        &snapshot(&obj),
+        &driven(
+            Step::Wait(Wait::JobRunning),
+            Some(job(RemoteStatus::InProgress)),
+            Vec::new(),
+        ),
+        None,
+        POLL,
+        now(),
+    );
+    assert!(
+        reasons(&out)
+            .iter()
+            .all(|(reason, _)| !reason.starts_with("Criteria"))
+    );
+    let MetricsUpdate::Set(metrics) = &out.metrics else {
+        panic!("metrics set");
+    };
+    assert_eq!(metrics.passed, None);
+}

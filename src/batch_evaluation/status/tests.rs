@@ -59,6 +59,7 @@ fn inputs<'a>(job: Option<&'a RemoteJob>, step: &'a Step) -> StatusInputs<'a> {
         queue: None,
         role_arn: None,
         detail: None,
+        pass_criteria: None,
     }
 }
 
@@ -292,4 +293,97 @@ fn stop_before_any_start_is_done_without_a_job() {
     );
     assert_eq!(cond(&status, RECONCILING).status, "False");
     assert_eq!(status.batch_evaluation_id, None);
+}
+
+fn criteria(min_helpfulness: f64) -> PassCriteria {
+    PassCriteria {
+        evaluators: vec![crate::api::EvaluatorCriterion {
+            evaluator_id: "Builtin.Helpfulness".into(),
+            min_average_score: min_helpfulness,
+        }],
+        ..PassCriteria::default()
+    }
+}
+
+#[test]
+fn no_criteria_no_passed_condition() {
+    let j = job(RemoteStatus::Completed);
+    let result = super::desired(
+        &BatchEvaluationStatus::default(),
+        &inputs(Some(&j), &Step::Idle),
+        now(),
+    );
+    assert!(result.gate.is_none());
+    assert!(result.status.conditions.iter().all(|c| c.type_ != PASSED));
+}
+
+#[test]
+fn the_gate_waits_for_the_job_then_judges_its_results() {
+    let running = job(RemoteStatus::InProgress);
+    let done = job(RemoteStatus::Completed);
+    let strict = criteria(0.9);
+    let mut running_inputs = inputs(Some(&running), &Step::Wait(Wait::JobRunning));
+    running_inputs.pass_criteria = Some(&strict);
+    let first = desired(&BatchEvaluationStatus::default(), &running_inputs, now());
+    assert_eq!(cond(&first, PASSED).status, "Unknown");
+    assert_eq!(cond(&first, PASSED).reason, "AwaitingResults");
+
+    let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
+    let mut done_inputs = inputs(Some(&done), &Step::Idle);
+    done_inputs.pass_criteria = Some(&strict);
+    let second = desired(&first, &done_inputs, later);
+    let passed = cond(&second, PASSED);
+    assert_eq!(passed.status, "False");
+    assert_eq!(passed.reason, "CriteriaMissed");
+    assert_eq!(
+        passed.message,
+        "missed: Builtin.Helpfulness average score 0.8 < minimum 0.9"
+    );
+    assert_eq!(passed.last_transition_time, Time(later));
+    // A completed job is Ready whatever its verdict: the gate is a condition of its own.
+    assert_eq!(cond(&second, READY).status, "True");
+}
+
+#[test]
+fn changed_criteria_are_judged_again_from_the_recorded_results() {
+    let done = job(RemoteStatus::Completed);
+    let strict = criteria(0.9);
+    let mut with_job = inputs(Some(&done), &Step::Idle);
+    with_job.pass_criteria = Some(&strict);
+    let missed = desired(&BatchEvaluationStatus::default(), &with_job, now());
+    assert_eq!(cond(&missed, PASSED).status, "False");
+
+    // The next reconcile calls no AWS (Step::Idle, no job observed): the verdict comes from
+    // the results in status.
+    let lenient = criteria(0.5);
+    let mut without_job = inputs(None, &Step::Idle);
+    without_job.generation = 3;
+    without_job.pass_criteria = Some(&lenient);
+    let later: Timestamp = "2026-01-01T01:00:00Z".parse().expect("timestamp");
+    let result = super::desired(&missed, &without_job, later);
+    assert!(result.write);
+    assert_eq!(result.gate, Some(Gate::Met));
+    let passed = cond(&result.status, PASSED);
+    assert_eq!(
+        (passed.status.as_str(), passed.reason.as_str()),
+        ("True", "CriteriaMet")
+    );
+    assert_eq!(passed.observed_generation, Some(3));
+
+    // Criteria removed: the condition goes.
+    let mut removed = inputs(None, &Step::Idle);
+    removed.generation = 4;
+    let gone = desired(&result.status, &removed, later);
+    assert!(gone.conditions.iter().all(|c| c.type_ != PASSED));
+}
+
+#[test]
+fn a_failed_job_does_not_pass() {
+    let failed = job(RemoteStatus::Failed);
+    let lenient = criteria(0.0);
+    let mut failed_inputs = inputs(Some(&failed), &Step::Idle);
+    failed_inputs.pass_criteria = Some(&lenient);
+    let s = desired(&BatchEvaluationStatus::default(), &failed_inputs, now());
+    assert_eq!(cond(&s, PASSED).status, "False");
+    assert_eq!(cond(&s, PASSED).reason, "NotCompleted");
 }
