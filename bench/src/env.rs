@@ -47,6 +47,12 @@ impl Env {
         plane
             .install_crd(repo_path("crds/evals.agentcore.dev_batchevaluations.yaml"))
             .await?;
+        // The operator also watches schedules; without their CRD its watch would retry.
+        plane
+            .install_crd(repo_path(
+                "crds/evals.agentcore.dev_batchevaluationschedules.yaml",
+            ))
+            .await?;
         grant_chart_rbac(&plane).await?;
         plane
             .kubectl_ok(["create", "namespace", crate::NAMESPACE])
