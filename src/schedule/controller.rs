@@ -58,7 +58,9 @@ pub async fn run(
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
-                    kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    // Logged by the error policy; a run's event for a schedule just deleted.
+                    kube::runtime::controller::Error::ReconcilerFailed(..)
+                    | kube::runtime::controller::Error::ObjectNotFound(..) => {}
                     other => warn!(error = %other, "schedule controller"),
                 }
             }

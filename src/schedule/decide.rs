@@ -720,6 +720,32 @@ mod tests {
     }
 
     #[test]
+    fn nothing_new_means_the_same_status_so_no_write() {
+        let spec = spec("*/5 * * * * *", ConcurrencyPolicy::Forbid);
+        let runs = [run("2026-01-01T00:00:35Z", Some("COMPLETED"), Some("True"))];
+        let first = decide(&observe(
+            &spec,
+            &Default::default(),
+            &runs,
+            "2026-01-01T00:00:36Z",
+        ));
+        assert!(
+            first.create.is_empty() && first.events.is_empty(),
+            "{first:?}"
+        );
+        // The API server keeps condition times to the second.
+        let mut stored = first.status.clone();
+        for c in &mut stored.conditions {
+            c.last_transition_time =
+                Time(Timestamp::from_second(c.last_transition_time.0.as_second()).expect("time"));
+        }
+        let again = decide(&observe(&spec, &stored, &runs, "2026-01-01T00:00:39.5Z"));
+        assert_eq!(again.status, stored);
+        assert!(again.create.is_empty() && again.events.is_empty() && again.delete.is_empty());
+        assert_eq!(again.wake_at, Some(ts("2026-01-01T00:00:40Z")));
+    }
+
+    #[test]
     fn an_invalid_schedule_stalls_naming_the_field() {
         let spec = spec("every night", ConcurrencyPolicy::Forbid);
         let plan = decide(&observe(
