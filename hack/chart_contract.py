@@ -211,7 +211,8 @@ def check_contract(defaults_path, override_path, rendered_path, namespace, rules
             yaml.safe_dump(rules[0]["spec"], f)
 
     # The uninstall cleanup hook: pre-delete only, its own identity that may list and delete
-    # BatchEvaluations and nothing else, the operator's image running `cleanup`, restricted pod.
+    # BatchEvaluations and BatchEvaluationSchedules and nothing else, the operator's image running
+    # `cleanup`, restricted pod.
     want_hooks = values["uninstallCleanup"]["enabled"]
     check(bool(hooks) == want_hooks, f"uninstall hook rendered={bool(hooks)}, expected {want_hooks}")
     if hooks:
@@ -219,8 +220,9 @@ def check_contract(defaults_path, override_path, rendered_path, namespace, rules
         hook_jobs = [h for h in hooks if h["kind"] == "Job"]
         check(len(hook_jobs) == 1, f"expected one hook Job, got {len(hook_jobs)}")
         hook_roles = [h for h in hooks if h["kind"] in {"Role", "ClusterRole"}]
-        check(len(hook_roles) == 1 and flatten(hook_roles[0]["rules"]) == {("evals.agentcore.dev", "batchevaluations"): {"list", "delete"}},
-              f"the hook role grants exactly list+delete on batchevaluations: {[flatten(r['rules']) for r in hook_roles]}")
+        check(len(hook_roles) == 1 and flatten(hook_roles[0]["rules"]) == {("evals.agentcore.dev", "batchevaluations"): {"list", "delete"},
+                                                                          ("evals.agentcore.dev", "batchevaluationschedules"): {"list", "delete"}},
+              f"the hook role grants exactly list+delete on batchevaluations and batchevaluationschedules: {[flatten(r['rules']) for r in hook_roles]}")
         if hook_jobs:
             jp = hook_jobs[0]["spec"]["template"]["spec"]
             jc = jp["containers"][0]

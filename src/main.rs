@@ -33,7 +33,8 @@ enum Command {
     },
     /// Run the operator (kubeconfig or in-cluster config).
     Run(Box<RunArgs>),
-    /// Delete every BatchEvaluation (of --namespace, or of all namespaces) and wait until the
+    /// Delete every BatchEvaluationSchedule, then every BatchEvaluation (of --namespace, or of all
+    /// namespaces), and wait until the
     /// running operator has cleaned up their jobs and they are gone. The Helm chart's pre-delete
     /// hook runs it, so `helm uninstall` strands no object behind a finalizer.
     Cleanup(CleanupArgs),
@@ -151,6 +152,7 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    delete_schedules(&client, args.namespace.as_deref()).await?;
     let deadline = tokio::time::Instant::now() + args.timeout;
     loop {
         let left = all
@@ -190,6 +192,41 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Deletes every BatchEvaluationSchedule first, so that none starts a run the cleanup would miss
+/// (their runs are deleted below with every other BatchEvaluation). A cluster without the
+/// schedule CRD has none.
+async fn delete_schedules(client: &kube::Client, namespace: Option<&str>) -> anyhow::Result<()> {
+    use agentcore_operator::schedule::api::BatchEvaluationSchedule;
+    use kube::{
+        ResourceExt as _,
+        api::{Api, DeleteParams, ListParams},
+    };
+    let all: Api<BatchEvaluationSchedule> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let schedules = match all.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e).context("listing BatchEvaluationSchedules"),
+    };
+    for schedule in schedules {
+        let ns = schedule.namespace().unwrap_or_default();
+        let api: Api<BatchEvaluationSchedule> = Api::namespaced(client.clone(), &ns);
+        match api
+            .delete(&schedule.name_any(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => println!("deleting schedule {ns}/{}", schedule.name_any()),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(e).context(format!("deleting schedule {ns}/{}", schedule.name_any()));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -645,6 +645,53 @@ async fn verdicts_and_garbage_collection(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `agentcore-operator cleanup` (the chart's uninstall hook) deletes the schedules first, so no
+/// run starts behind its back, then every run, and returns once every job is deleted.
+async fn uninstall_cleanup(env: &Env) -> anyhow::Result<()> {
+    let ns = "sched-uninstall";
+    env.create_namespace(ns).await?;
+    env.apply(&schedule(
+        ns,
+        "busy",
+        "*/2 * * * * *",
+        "  concurrencyPolicy: Allow\n",
+        "30s",
+    ))
+    .await?;
+    let running = wait_runs(env, ns, "busy", "two runs", |r| r.len() >= 2).await?;
+    let mut jobs = Vec::new();
+    for run in &running {
+        jobs.push(remote_name(env, ns, &name_of(run)).await?);
+    }
+    let out = tokio::process::Command::new(support::OPERATOR_BIN)
+        .args(["cleanup", "--namespace", ns, "--timeout", "90s"])
+        .env(
+            "KUBECONFIG",
+            env.plane.kubeconfig(agentcore_testenv::Identity::Admin),
+        )
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "cleanup failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(stdout.contains("deleting schedule"), "{stdout}");
+    let left = env
+        .kubectl(&["get", "bevalsched,beval", "-n", ns, "-o", "name"])
+        .await?;
+    ensure!(left.trim().is_empty(), "left after cleanup: {left}");
+    for job in &jobs {
+        let found = env.jobs_named(job);
+        ensure!(
+            found.len() == 1 && found[0].is_gone(),
+            "every job deleted: {found:?}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schedules_on_the_real_plane() -> anyhow::Result<()> {
     // kube-controller-manager's garbage collector deletes the runs of a deleted schedule.
@@ -685,5 +732,7 @@ async fn schedules_on_the_real_plane() -> anyhow::Result<()> {
         "verdicts and garbage collection: {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    uninstall_cleanup(&env).await.context("uninstall cleanup")?;
+    println!("uninstall cleanup: {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
