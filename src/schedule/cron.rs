@@ -10,6 +10,8 @@ use croner::{
 };
 use jiff::{Timestamp, tz::TimeZone};
 
+use crate::schedule::reason::Reason;
+
 /// Most slots counted when reporting how many were missed; beyond it the count reads "more than".
 pub const MAX_COUNTED_SLOTS: u64 = 1000;
 
@@ -27,11 +29,11 @@ pub enum CalendarError {
 impl CalendarError {
     /// The condition reason.
     #[must_use]
-    pub const fn reason(&self) -> &'static str {
+    pub const fn reason(&self) -> Reason {
         match self {
-            Self::Schedule { .. } => "InvalidSchedule",
-            Self::TimeZone(_) => "InvalidTimeZone",
-            Self::Window { .. } => "InvalidWindow",
+            Self::Schedule { .. } => Reason::InvalidSchedule,
+            Self::TimeZone(_) => Reason::InvalidTimeZone,
+            Self::Window { .. } => Reason::InvalidWindow,
         }
     }
 }
@@ -302,12 +304,12 @@ mod tests {
     fn bad_input_names_the_field() {
         let err = Calendar::parse("61 * * * *", "UTC").expect_err("bad minute");
         assert!(err.to_string().starts_with("spec.schedule"), "{err}");
-        assert_eq!(err.reason(), "InvalidSchedule");
+        assert_eq!(err.reason(), Reason::InvalidSchedule);
         let err = Calendar::parse("* * * * * * *", "UTC").expect_err("no year field");
-        assert_eq!(err.reason(), "InvalidSchedule");
+        assert_eq!(err.reason(), Reason::InvalidSchedule);
         let err = Calendar::parse("0 2 * * *", "Mars/Olympus_Mons").expect_err("bad zone");
         assert!(err.to_string().starts_with("spec.timeZone"), "{err}");
-        assert_eq!(err.reason(), "InvalidTimeZone");
+        assert_eq!(err.reason(), Reason::InvalidTimeZone);
         assert_eq!(parse_window("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_window("1h30m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse_window("7d"), Ok(Duration::from_secs(604_800)));

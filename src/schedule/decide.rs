@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::schedule::{
     api::{BatchEvaluationScheduleSpec, BatchEvaluationScheduleStatus, ConcurrencyPolicy, LastRun},
     cron::{self, Calendar, CalendarError, Missed},
+    reason::Reason,
 };
 
 /// One child run as the decision sees it.
@@ -92,7 +93,7 @@ pub enum Why {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
     pub warning: bool,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -135,7 +136,7 @@ pub fn decide(obs: &Observed<'_>) -> Plan {
     let verdict = match calendar {
         Ok(calendar) => follow(obs, &calendar, &mut plan),
         Err(e) => {
-            if stalled_reason(obs.status) != Some(e.reason()) {
+            if stalled_reason(obs.status) != Some(e.reason().as_str()) {
                 plan.events.push(Note {
                     warning: true,
                     reason: e.reason(),
@@ -189,7 +190,7 @@ fn follow(obs: &Observed<'_>, calendar: &Calendar, plan: &mut Plan) -> Verdict {
         if !obs.runs.iter().any(|r| r.name == name) {
             plan.events.push(Note {
                 warning: false,
-                reason: "RunNow",
+                reason: Reason::RunNow,
                 message: format!("starting run {name} for run-now value {value:?}"),
             });
             plan.create.push(NewRun {
@@ -248,7 +249,7 @@ fn report_missed(missed: &Missed, deadline: Option<Duration>, plan: &mut Plan) {
     };
     plan.events.push(Note {
         warning: true,
-        reason: "MissedSchedule",
+        reason: Reason::MissedSchedule,
         message,
     });
 }
@@ -276,7 +277,7 @@ fn run_slot(obs: &Observed<'_>, slot: Timestamp, plan: &mut Plan) {
             plan.skipped += 1;
             plan.events.push(Note {
                 warning: true,
-                reason: "SkippedSlot",
+                reason: Reason::SkippedSlot,
                 message: format!(
                     "slot {slot} skipped: run {} is still active (concurrencyPolicy Forbid)",
                     names()
@@ -287,7 +288,7 @@ fn run_slot(obs: &Observed<'_>, slot: Timestamp, plan: &mut Plan) {
         ConcurrencyPolicy::Replace if !active.is_empty() => {
             plan.events.push(Note {
                 warning: false,
-                reason: "ReplacingRun",
+                reason: Reason::ReplacingRun,
                 message: format!(
                     "deleting active run {} to start {name} (concurrencyPolicy Replace)",
                     names()
@@ -300,7 +301,7 @@ fn run_slot(obs: &Observed<'_>, slot: Timestamp, plan: &mut Plan) {
     }
     plan.events.push(Note {
         warning: false,
-        reason: "RunCreated",
+        reason: Reason::RunCreated,
         message: format!("starting run {name} for slot {slot}"),
     });
     plan.create.push(NewRun {
@@ -399,13 +400,13 @@ fn conditions(obs: &Observed<'_>, verdict: &Verdict) -> Vec<Condition> {
         Verdict::Invalid(e) => (false, e.reason(), e.to_string(), true),
         Verdict::Suspended => (
             true,
-            "Suspended",
+            Reason::Suspended,
             "suspended: no run starts for new slots".to_owned(),
             false,
         ),
         Verdict::Scheduled(Some(next)) => (
             true,
-            "Scheduled",
+            Reason::Scheduled,
             format!(
                 "following {:?} in {}; next slot {next}",
                 obs.spec.schedule, obs.spec.time_zone
@@ -414,12 +415,12 @@ fn conditions(obs: &Observed<'_>, verdict: &Verdict) -> Vec<Condition> {
         ),
         Verdict::Scheduled(None) => (
             true,
-            "Scheduled",
+            Reason::Scheduled,
             format!("{:?} has no future slot", obs.spec.schedule),
             false,
         ),
     };
-    let condition = |type_: &str, truth: bool, reason: &str, message: String| {
+    let condition = |type_: &str, truth: bool, reason: Reason, message: String| {
         let status = if truth { "True" } else { "False" };
         let last_transition_time = match obs.status.conditions.iter().find(|c| c.type_ == type_) {
             Some(previous) if previous.status == status => previous.last_transition_time.clone(),
@@ -428,7 +429,7 @@ fn conditions(obs: &Observed<'_>, verdict: &Verdict) -> Vec<Condition> {
         Condition {
             type_: type_.to_owned(),
             status: status.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message,
             observed_generation: Some(obs.generation),
             last_transition_time,
@@ -440,7 +441,7 @@ fn conditions(obs: &Observed<'_>, verdict: &Verdict) -> Vec<Condition> {
         if stalled {
             condition("Stalled", true, reason, message)
         } else {
-            condition("Stalled", false, "NotStalled", String::new())
+            condition("Stalled", false, Reason::NotStalled, String::new())
         },
     ]
 }
@@ -625,7 +626,7 @@ mod tests {
         assert!(
             plan.events
                 .iter()
-                .any(|n| n.reason == "MissedSchedule" && n.message.starts_with("5 missed")),
+                .any(|n| n.reason == Reason::MissedSchedule && n.message.starts_with("5 missed")),
             "{:?}",
             plan.events
         );

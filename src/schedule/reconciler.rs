@@ -326,13 +326,13 @@ async fn publish(ctx: &Context, obj: &BatchEvaluationSchedule, plan: &Plan) {
             } else {
                 EventType::Normal
             },
-            reason: note.reason.to_owned(),
+            reason: note.reason.as_str().to_owned(),
             note: Some(note.message.clone()),
             action: "Schedule".to_owned(),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %e, reason = note.reason, "could not publish event");
+            warn!(error = %e, reason = note.reason.as_str(), "could not publish event");
         }
     }
 }
