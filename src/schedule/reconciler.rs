@@ -364,3 +364,111 @@ fn export(ctx: &Context, namespace: &str, name: &str, runs: &[Run], plan: &Plan,
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::{
+            BatchEvaluationSpec, CloudWatchLogsSource, DataSource, OnlineEvaluationConfigSource,
+        },
+        schedule::api::{BatchEvaluationScheduleSpec, ConcurrencyPolicy, RunTemplate},
+    };
+
+    fn schedule(data_source: DataSource) -> BatchEvaluationSchedule {
+        let mut schedule = BatchEvaluationSchedule::new(
+            "nightly",
+            BatchEvaluationScheduleSpec {
+                schedule: "0 2 * * *".to_owned(),
+                time_zone: "UTC".to_owned(),
+                suspend: false,
+                starting_deadline_seconds: None,
+                concurrency_policy: ConcurrencyPolicy::Forbid,
+                successful_runs_history_limit: 3,
+                failed_runs_history_limit: 1,
+                template: RunTemplate {
+                    labels: BTreeMap::from([("team".to_owned(), "a".to_owned())]),
+                    annotations: BTreeMap::new(),
+                    window: "24h".to_owned(),
+                    spec: BatchEvaluationSpec {
+                        data_source,
+                        ..BatchEvaluationSpec::default()
+                    },
+                },
+            },
+        );
+        schedule.metadata.namespace = Some("team-a".to_owned());
+        schedule.metadata.uid = Some("5c1e".to_owned());
+        schedule
+    }
+
+    fn new_run(run_now: bool) -> NewRun {
+        NewRun {
+            name: "nightly-1796090400".to_owned(),
+            scheduled: "2026-12-01T02:00:00Z".parse().expect("time"),
+            run_now,
+        }
+    }
+
+    #[test]
+    fn a_run_evaluates_the_window_before_its_slot_whatever_the_source() {
+        let range = Some(TimeRange {
+            start_time: Some("2026-11-30T02:00:00Z".to_owned()),
+            end_time: Some("2026-12-01T02:00:00Z".to_owned()),
+        });
+        let logs = build_run(
+            &schedule(DataSource {
+                cloud_watch_logs: Some(CloudWatchLogsSource::default()),
+                online_evaluation_config: None,
+            }),
+            &new_run(false),
+        )
+        .expect("run");
+        let filter = logs
+            .spec
+            .data_source
+            .cloud_watch_logs
+            .and_then(|l| l.filter)
+            .expect("filter");
+        assert_eq!(filter.time_range, range);
+
+        let online = build_run(
+            &schedule(DataSource {
+                cloud_watch_logs: None,
+                online_evaluation_config: Some(OnlineEvaluationConfigSource::default()),
+            }),
+            &new_run(true),
+        )
+        .expect("run");
+        assert_eq!(
+            online
+                .spec
+                .data_source
+                .online_evaluation_config
+                .and_then(|o| o.time_range),
+            range
+        );
+        let labels = online.metadata.labels.expect("labels");
+        assert_eq!(
+            labels.get(SCHEDULE_LABEL).map(String::as_str),
+            Some("nightly")
+        );
+        assert_eq!(
+            labels.get(SLOT_LABEL).map(String::as_str),
+            Some("1796090400")
+        );
+        assert_eq!(labels.get(RUN_NOW_LABEL).map(String::as_str), Some("true"));
+        assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(online.metadata.namespace.as_deref(), Some("team-a"));
+        let owner = &online.metadata.owner_references.expect("owner")[0];
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.uid.as_str(),
+                owner.controller,
+                owner.block_owner_deletion
+            ),
+            ("BatchEvaluationSchedule", "5c1e", Some(true), Some(true))
+        );
+    }
+}
