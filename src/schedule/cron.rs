@@ -301,6 +301,16 @@ mod tests {
     }
 
     #[test]
+    fn zones_resolve_without_a_system_database() {
+        // The image is FROM scratch, without /usr/share/zoneinfo: jiff falls back to the copy
+        // bundled by the `tzdb-bundle-always` feature.
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
+        for zone in ["Europe/Paris", "America/New_York", "Asia/Kolkata", "UTC"] {
+            assert!(bundled.get(zone).is_ok(), "{zone} is bundled");
+        }
+    }
+
+    #[test]
     fn bad_input_names_the_field() {
         let err = Calendar::parse("61 * * * *", "UTC").expect_err("bad minute");
         assert!(err.to_string().starts_with("spec.schedule"), "{err}");
