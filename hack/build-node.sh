@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes node parts (kubelet, kube-proxy, kube-scheduler, kube-controller-manager)
-# from the same wrapper Go module as hack/build-control-plane.sh (Go module proxy only) and caches
-# them beside the control plane, keyed by Kubernetes version. Prints the directory that holds them.
+# Builds the Kubernetes node parts (kubelet, kube-proxy, kube-scheduler) from the same wrapper Go
+# module as hack/build-control-plane.sh (Go module proxy only) and caches them beside the control
+# plane, keyed by Kubernetes version. Prints the directory that holds them, which also holds the
+# node's kube-controller-manager: hack/build-control-plane.sh builds that one (the test plane runs
+# it too), so it is never built twice.
 # Separate from the control plane build because only the in-cluster tests need them (about 7
 # minutes cold on 2 cores, peak ~1.9 GB RSS).
 #
@@ -15,10 +17,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 CACHE_ROOT="${AGENTCORE_TOOLS_DIR:-$HOME/.cache/agentcore-operator/tools}"
 OUT="$CACHE_ROOT/kubernetes-$K8S_VERSION"
-BINARIES=(kubelet kube-proxy kube-scheduler kube-controller-manager)
+BINARIES=(kubelet kube-proxy kube-scheduler)
+
+# kube-controller-manager (and the control plane's own binaries) first, from the control plane's
+# script and cache: it prints the same directory.
+cp_out="$(bash "$here/build-control-plane.sh" kube-controller-manager)"
+[ "$cp_out" = "$OUT" ] || { echo "build-node: control plane binaries in $cp_out, expected $OUT" >&2; exit 1; }
 
 have_all() {
-  for b in "${BINARIES[@]}"; do [ -x "$OUT/$b" ] || return 1; done
+  for b in "${BINARIES[@]}" kube-controller-manager; do [ -x "$OUT/$b" ] || return 1; done
 }
 if have_all; then
   echo "$OUT"

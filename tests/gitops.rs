@@ -1,11 +1,15 @@
 //! GitOps ergonomics, checked with the tools' own code rather than a re-reading of their rules:
-//! kstatus (sigs.k8s.io/cli-utils, what Flux and Helm 4 `--wait` use) and the Argo CD Lua health
-//! check shipped in the chart, run by gopher-lua (Argo CD's Lua runtime) through
-//! `hack/gitops-check`, on objects captured from a real API server at each lifecycle stage.
+//! kstatus (sigs.k8s.io/cli-utils, what Flux and Helm 4 `--wait` use), the Argo CD Lua health
+//! check shipped in the chart, run by gopher-lua (Argo CD's Lua runtime), and the Flux
+//! `healthCheckExprs` of `examples/gitops/flux-kustomization.yaml`, evaluated by Flux's own CEL
+//! status reader (github.com/fluxcd/pkg/runtime/cel), all through `hack/gitops-check`, on objects
+//! captured from a real API server at each lifecycle stage, including the quality gate's
+//! (`spec.passCriteria`, the `Passed` condition).
 //!
 //! - `stage_fixtures_*`: the committed captures in `tests/fixtures/stages/`; needs only Go.
 //! - `lifecycle_stages_on_a_real_api_server`: drives one object per stage with the operator and
-//!   the emulator, checks every capture live, plus `kubectl explain` and `kubectl wait`.
+//!   the emulator, checks every capture live, plus `kubectl explain` and `kubectl wait` (for
+//!   `Ready`, for deletion, and for `Passed`, which must fail on a missed criterion).
 //!   `UPDATE_STAGE_FIXTURES=1` rewrites the committed captures from this run.
 
 mod support;
@@ -17,6 +21,7 @@ use std::{
     time::Duration,
 };
 
+use agentcore_emulator::TAG_SCORE;
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 use support::{
@@ -30,26 +35,48 @@ use tokio::io::AsyncWriteExt as _;
 
 const LONG: Duration = Duration::from_secs(90);
 const HEALTH_LUA: &str = "charts/agentcore-operator/argocd/health.lua";
+/// The Flux example whose `spec.healthCheckExprs` are evaluated (the file itself, not a copy).
+const FLUX_KUSTOMIZATION: &str = "examples/gitops/flux-kustomization.yaml";
 const FIXTURES: &str = "tests/fixtures/stages";
 
-/// What each stage must read as: (stage, kstatus, Argo CD health). The user guide's table says
-/// the same; change both together.
-const EXPECTED: &[(&str, &str, &str)] = &[
+/// What each stage must read as: (stage, kstatus, Argo CD health, Flux with the
+/// `healthCheckExprs` of [`FLUX_KUSTOMIZATION`]). docs/gitops.md's table and the user guide's
+/// GitOps section say the same; change them together.
+const EXPECTED: &[(&str, &str, &str, &str)] = &[
     // Created while no operator runs: status is only the CRD default {observedGeneration: -1}.
-    ("unobserved", "InProgress", "Progressing"),
-    ("pending", "InProgress", "Progressing"),
-    ("running", "InProgress", "Progressing"),
-    ("completed", "Current", "Healthy"),
-    ("completed-with-errors", "Current", "Healthy"),
+    ("unobserved", "InProgress", "Progressing", "InProgress"),
+    ("pending", "InProgress", "Progressing", "InProgress"),
+    ("running", "InProgress", "Progressing", "InProgress"),
+    ("completed", "Current", "Healthy", "Current"),
+    ("completed-with-errors", "Current", "Healthy", "Current"),
     // A completed object whose spec changed (generation 2) while the operator was down.
-    ("generation-not-observed", "InProgress", "Progressing"),
-    ("failed", "Failed", "Degraded"),
+    (
+        "generation-not-observed",
+        "InProgress",
+        "Progressing",
+        "InProgress",
+    ),
+    ("failed", "Failed", "Degraded", "Failed"),
     // The service answered StartBatchEvaluation with a ValidationException.
-    ("rejected", "Failed", "Degraded"),
+    ("rejected", "Failed", "Degraded", "Failed"),
     // spec.stop: true. kstatus has no "suspended": Ready=False without Reconciling or Stalled
     // reads as InProgress (cli-utils checkReadyCondition). It must never read as Failed.
-    ("stopped", "Current", "Suspended"),
-    ("deleting", "Terminating", "Progressing"),
+    ("stopped", "Current", "Suspended", "Current"),
+    // The expressions read a deleting object as InProgress; kstatus has its own Terminating.
+    ("deleting", "Terminating", "Progressing", "InProgress"),
+    // The quality gate: spec.passCriteria, the Passed condition. kstatus knows only Ready, so a
+    // missed criterion is still Current there; Argo CD and Flux (with the expressions) gate on it.
+    // Completed, every criterion met: Passed=True, CriteriaMet.
+    ("passed", "Current", "Healthy", "Current"),
+    // Completed below a threshold: Passed=False, CriteriaMissed (still Ready=True).
+    ("criteria-missed", "Current", "Degraded", "Failed"),
+    // Running with criteria: Passed=Unknown, AwaitingResults.
+    (
+        "awaiting-verdict",
+        "InProgress",
+        "Progressing",
+        "InProgress",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -112,25 +139,37 @@ async fn both(tool: &PathBuf, obj: &Value) -> anyhow::Result<(Verdict, Verdict)>
     Ok((kstatus, argocd))
 }
 
-fn expected(stage: &str) -> anyhow::Result<(&'static str, &'static str)> {
+/// Flux's health check of `obj` with the example's `healthCheckExprs`.
+async fn flux(tool: &PathBuf, obj: &Value) -> anyhow::Result<Verdict> {
+    let kustomization = repo_path(FLUX_KUSTOMIZATION).display().to_string();
+    check(
+        tool,
+        &["flux-health", "--kustomization", &kustomization],
+        obj,
+    )
+    .await
+}
+
+fn expected(stage: &str) -> anyhow::Result<(&'static str, &'static str, &'static str)> {
     EXPECTED
         .iter()
-        .find(|(s, _, _)| *s == stage)
-        .map(|(_, k, a)| (*k, *a))
+        .find(|(s, _, _, _)| *s == stage)
+        .map(|(_, k, a, f)| (*k, *a, *f))
         .with_context(|| format!("no expectation for stage {stage}"))
 }
 
 /// Asserts the verdicts of one stage; returns a line for the report.
 async fn assert_stage(tool: &PathBuf, stage: &str, obj: &Value) -> anyhow::Result<String> {
-    let (want_kstatus, want_argocd) = expected(stage)?;
+    let (want_kstatus, want_argocd, want_flux) = expected(stage)?;
     let (kstatus, argocd) = both(tool, obj).await?;
+    let flux = flux(tool, obj).await?;
     ensure!(
-        kstatus.status == want_kstatus && argocd.status == want_argocd,
-        "stage {stage}: kstatus {kstatus:?} (want {want_kstatus}), Argo CD {argocd:?} (want {want_argocd}); object: {obj}"
+        kstatus.status == want_kstatus && argocd.status == want_argocd && flux.status == want_flux,
+        "stage {stage}: kstatus {kstatus:?} (want {want_kstatus}), Argo CD {argocd:?} (want {want_argocd}), Flux {flux:?} (want {want_flux}); object: {obj}"
     );
     Ok(format!(
-        "{stage:<24} kstatus {:<12} {:<60} argocd {:<12} {}",
-        kstatus.status, kstatus.message, argocd.status, argocd.message
+        "{stage:<24} kstatus {:<12} flux {:<11} argocd {:<12} {}",
+        kstatus.status, flux.status, argocd.status, argocd.message
     ))
 }
 
@@ -149,12 +188,12 @@ fn load_fixture(stage: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// The committed captures read as the table says, without a control plane.
+/// The committed captures read as the table says (kstatus, Argo CD, Flux), without a control plane.
 #[tokio::test]
-async fn stage_fixtures_kstatus_and_argocd_health() -> anyhow::Result<()> {
+async fn stage_fixtures_kstatus_argocd_and_flux_health() -> anyhow::Result<()> {
     let tool = gitops_check().await?;
     let mut report = Vec::new();
-    for (stage, _, _) in EXPECTED {
+    for (stage, _, _, _) in EXPECTED {
         let obj = load_fixture(stage)?;
         report.push(assert_stage(&tool, stage, &obj).await?);
     }
@@ -200,6 +239,133 @@ async fn stage_fixtures_edge_cases() -> anyhow::Result<()> {
     ensure!(
         argocd.status == "Progressing",
         "stale conditions: {argocd:?}"
+    );
+
+    // Flux's expressions need status (the CRD defaults it, so the API server never serves an
+    // object without it): without one, Flux reports the evaluation error as Unknown, never
+    // Current. A blocked deletion is InProgress, not Failed.
+    let bare_flux = flux(&tool, &bare).await?;
+    ensure!(
+        bare_flux.status == "Unknown" && bare_flux.message.contains("no such attribute"),
+        "no status: {bare_flux:?}"
+    );
+    let blocked_flux = flux(&tool, &blocked).await?;
+    ensure!(blocked_flux.status == "InProgress", "{blocked_flux:?}");
+
+    // The verdict follows passCriteria edits: criteria loosened (generation 2) are not trusted
+    // until the operator judged them, then Passed=True is Healthy and Current.
+    let mut edited = load_fixture("criteria-missed")?;
+    edited["metadata"]["generation"] = Value::from(2);
+    let (_, argocd) = both(&tool, &edited).await?;
+    let flux_edited = flux(&tool, &edited).await?;
+    ensure!(
+        argocd.status == "Progressing" && flux_edited.status == "InProgress",
+        "criteria edited, not judged yet: {argocd:?} {flux_edited:?}"
+    );
+    edited["status"]["observedGeneration"] = Value::from(2);
+    for c in edited["status"]["conditions"]
+        .as_array_mut()
+        .context("conditions")?
+    {
+        c["observedGeneration"] = Value::from(2);
+        if c["type"] == "Passed" {
+            c["status"] = Value::from("True");
+            c["reason"] = Value::from("CriteriaMet");
+        }
+    }
+    let (_, argocd) = both(&tool, &edited).await?;
+    let flux_edited = flux(&tool, &edited).await?;
+    ensure!(
+        argocd.status == "Healthy" && flux_edited.status == "Current",
+        "criteria met after the edit: {argocd:?} {flux_edited:?}"
+    );
+
+    // Passed=False on a job stopped on request (NotCompleted): Argo CD keeps Suspended (the user
+    // stopped it), Flux fails the gate.
+    let mut stopped = load_fixture("stopped")?;
+    let generation = stopped["metadata"]["generation"].clone();
+    stopped["status"]["conditions"]
+        .as_array_mut()
+        .context("conditions")?
+        .push(serde_json::json!({
+            "type": "Passed",
+            "status": "False",
+            "reason": "NotCompleted",
+            "message": "the job ended STOPPED",
+            "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }));
+    let (_, argocd) = both(&tool, &stopped).await?;
+    let flux_stopped = flux(&tool, &stopped).await?;
+    ensure!(
+        argocd.status == "Suspended" && flux_stopped.status == "Failed",
+        "stopped with criteria: {argocd:?} {flux_stopped:?}"
+    );
+    Ok(())
+}
+
+/// The Flux check reads the example's expressions, not a copy: an expression the example does
+/// not hold changes the verdict, and a Kustomization without expressions is refused.
+#[tokio::test]
+async fn flux_health_reads_the_example_file() -> anyhow::Result<()> {
+    let tool = gitops_check().await?;
+    let example = std::fs::read_to_string(repo_path(FLUX_KUSTOMIZATION))?;
+    ensure!(
+        example.contains("healthCheckExprs:") && example.contains("kind: BatchEvaluation"),
+        "{FLUX_KUSTOMIZATION} declares healthCheckExprs for BatchEvaluation"
+    );
+    let dir = repo_path("target/gitops-flux");
+    std::fs::create_dir_all(&dir)?;
+    let missed = load_fixture("criteria-missed")?;
+
+    // The same file with the Passed clause taken out of `failed`: the missed gate then reads as
+    // Current, so the verdict above really comes from the example's own expressions.
+    let without_gate = example.replace(
+        "(c.type == 'Stalled' && c.status == 'True') ||\n          (c.type == 'Passed' && c.status == 'False'))",
+        "(c.type == 'Stalled' && c.status == 'True'))",
+    );
+    let without_gate = without_gate.replace(
+        "!status.conditions.exists(c, c.type == 'Passed' && c.status != 'True')",
+        "true",
+    );
+    ensure!(
+        without_gate != example,
+        "the example's expressions changed shape"
+    );
+    let altered = dir.join("without-gate.yaml");
+    std::fs::write(&altered, &without_gate)?;
+    let verdict = check(
+        &tool,
+        &[
+            "flux-health",
+            "--kustomization",
+            &altered.display().to_string(),
+        ],
+        &missed,
+    )
+    .await?;
+    ensure!(verdict.status == "Current", "without the gate: {verdict:?}");
+
+    let none = dir.join("no-exprs.yaml");
+    std::fs::write(
+        &none,
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: x}\nspec: {}\n",
+    )?;
+    let refused = check(
+        &tool,
+        &[
+            "flux-health",
+            "--kustomization",
+            &none.display().to_string(),
+        ],
+        &missed,
+    )
+    .await;
+    ensure!(
+        refused.is_err_and(|e| e
+            .to_string()
+            .contains("no Flux Kustomization with spec.healthCheckExprs")),
+        "a Kustomization without healthCheckExprs is refused"
     );
     Ok(())
 }
@@ -271,6 +437,49 @@ fn argocd_health_snippets_match_the_script() -> anyhow::Result<()> {
             "{required} must show the argocd-cm snippet; found {found:?}"
         );
     }
+    Ok(())
+}
+
+/// The `healthCheckExprs` block from `healthCheckExprs:` to where its indentation ends, dedented.
+fn health_check_exprs_block(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = lines.iter().position(|l| l.trim() == "healthCheckExprs:")?;
+    let base = indent(lines[start]);
+    let block: Vec<&str> = std::iter::once(lines[start])
+        .chain(
+            lines[start + 1..]
+                .iter()
+                .take_while(|l| {
+                    !l.trim().is_empty() && indent(l) > base && !l.trim_start().starts_with("```")
+                })
+                .copied(),
+        )
+        .collect();
+    Some(
+        block
+            .iter()
+            .map(|l| l.get(base..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// The user guide shows the example's expressions, character for character.
+#[test]
+fn flux_expressions_in_the_user_guide_match_the_example() -> anyhow::Result<()> {
+    let example = std::fs::read_to_string(repo_path(FLUX_KUSTOMIZATION))?;
+    let guide = std::fs::read_to_string(repo_path("docs/user-guide.md"))?;
+    let want = health_check_exprs_block(&example).context("the example's healthCheckExprs")?;
+    let shown = health_check_exprs_block(&guide).context("the user guide's healthCheckExprs")?;
+    ensure!(
+        want.contains("kind: BatchEvaluation") && want.lines().count() > 10,
+        "{want}"
+    );
+    ensure!(
+        shown == want,
+        "docs/user-guide.md shows other expressions than {FLUX_KUSTOMIZATION}; copy them:\n{want}\n---\n{shown}"
+    );
     Ok(())
 }
 
@@ -359,6 +568,134 @@ async fn finished_with(
     env.apply(&manifest(ns, "job", "", &[ends(outcome)]))
         .await?;
     env.wait_for(ns, "job", outcome, LONG, done).await
+}
+
+/// Criteria every evaluator of [`manifest`] is judged by.
+const PASS_CRITERIA: &str = "  passCriteria:
+    evaluators:
+      - evaluatorId: Builtin.Helpfulness
+        minAverageScore: 0.8
+      - evaluatorId: Builtin.Correctness
+        minAverageScore: 0.7
+";
+
+/// The quality gate (`spec.passCriteria`; the emulator's score tag fixes every evaluator's
+/// average): criteria met, criteria missed, and a verdict awaited while the job runs. `kubectl
+/// wait --for=condition=Passed` returns for the first and fails (times out) for the second.
+async fn gate(env: &Env) -> anyhow::Result<Vec<(&'static str, Value)>> {
+    let ns = "gitops-gate";
+    env.create_namespace(ns).await?;
+    env.apply(&manifest(
+        ns,
+        "passed",
+        PASS_CRITERIA,
+        &[(TAG_SCORE, "0.9")],
+    ))
+    .await?;
+    env.apply(&manifest(
+        ns,
+        "missed",
+        PASS_CRITERIA,
+        &[(TAG_SCORE, "0.42")],
+    ))
+    .await?;
+    env.apply(&manifest(
+        ns,
+        "awaiting",
+        PASS_CRITERIA,
+        &[runs("300s"), (TAG_SCORE, "0.9")],
+    ))
+    .await?;
+
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Passed",
+        "beval/passed",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ])
+    .await
+    .context("kubectl wait --for=condition=Passed on a job that meets its criteria")?;
+    let passed = get(env, ns, "passed").await?;
+    ensure!(
+        condition_is(&passed, "Passed", "True", "CriteriaMet")
+            && condition_is(&passed, "Ready", "True", "Completed"),
+        "passed: {passed}"
+    );
+
+    let missed = env
+        .wait_for(ns, "missed", "Passed=False CriteriaMissed", LONG, |o| {
+            condition_is(o, "Passed", "False", "CriteriaMissed")
+        })
+        .await?;
+    // A completed job is Ready whatever the verdict; the message names each missed criterion
+    // with its score and threshold.
+    let message = missed
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Passed"))
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        condition_is(&missed, "Ready", "True", "Completed")
+            && [
+                "Builtin.Helpfulness",
+                "Builtin.Correctness",
+                "0.42",
+                "0.8",
+                "0.7"
+            ]
+            .iter()
+            .all(|part| message.contains(part)),
+        "missed: {missed}"
+    );
+    // The CI gate: waiting for Passed fails on a missed criterion (it never becomes True) ...
+    let waited = std::time::Instant::now();
+    let refused = env
+        .kubectl(&[
+            "wait",
+            "--for=condition=Passed",
+            "beval/missed",
+            "-n",
+            ns,
+            "--timeout=5s",
+        ])
+        .await;
+    ensure!(
+        refused.is_err() && waited.elapsed() >= Duration::from_secs(4),
+        "kubectl wait --for=condition=Passed must fail on a missed criterion: {refused:?}"
+    );
+    // ... and the verdict itself can be waited for.
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Passed=False",
+        "beval/missed",
+        "-n",
+        ns,
+        "--timeout=10s",
+    ])
+    .await
+    .context("kubectl wait --for=condition=Passed=False on a missed criterion")?;
+
+    let awaiting = env
+        .wait_for(
+            ns,
+            "awaiting",
+            "IN_PROGRESS with Passed=Unknown AwaitingResults",
+            LONG,
+            |o| {
+                status_str(o, "remoteStatus") == Some("IN_PROGRESS")
+                    && condition_is(o, "Passed", "Unknown", "AwaitingResults")
+            },
+        )
+        .await?;
+    Ok(vec![
+        ("passed", passed),
+        ("criteria-missed", missed),
+        ("awaiting-verdict", awaiting),
+    ])
 }
 
 /// spec.stop on a running job.
@@ -622,7 +959,7 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
 
     // The other stages at once, each in its own namespace.
     let env = &env;
-    let (running, with_errors, failed, stopped, deleting, explained) = tokio::join!(
+    let (running, with_errors, failed, stopped, deleting, explained, gated) = tokio::join!(
         pending_and_running(env),
         finished_with(env, "gitops-errors", "COMPLETED_WITH_ERRORS", |o| {
             condition_is(o, "Ready", "True", "CompletedWithErrors")
@@ -633,8 +970,13 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
         stopped(env),
         deleting(env),
         explain(env),
+        gate(env),
     );
-    for (stage, obj) in running.context("pending/running")? {
+    for (stage, obj) in running
+        .context("pending/running")?
+        .into_iter()
+        .chain(gated.context("the quality gate")?)
+    {
         captured.push((stage, capture(stage, &obj)?));
     }
     for (stage, obj) in [
@@ -653,7 +995,7 @@ async fn lifecycle_stages_on_a_real_api_server() -> anyhow::Result<()> {
         report.push(assert_stage(&tool, stage, obj).await?);
     }
     let seen: BTreeSet<&str> = captured.iter().map(|(s, _)| *s).collect();
-    let all: BTreeSet<&str> = EXPECTED.iter().map(|(s, _, _)| *s).collect();
+    let all: BTreeSet<&str> = EXPECTED.iter().map(|(s, _, _, _)| *s).collect();
     ensure!(seen == all, "stages captured {seen:?}, expected {all:?}");
     println!("{}", report.join("\n"));
     Ok(())

@@ -7,6 +7,9 @@
 //	gitops-check argocd-health --script health.lua < objects.json
 //	    an Argo CD resource.customizations.health Lua script, run with gopher-lua in the same
 //	    sandbox Argo CD gives a user-configured script
+//	gitops-check flux-health --kustomization flux-kustomization.yaml < objects.json
+//	    the spec.healthCheckExprs of a Flux Kustomization, read from the file and evaluated by
+//	    Flux's own status reader (github.com/fluxcd/pkg/runtime/cel), as kustomize-controller does
 //
 // Input: one object, a JSON array of objects, or a Kubernetes List (`kubectl get -o json`).
 // Output: one JSON line per object, {"name": "<namespace>/<name>", "status": ..., "message": ...}.
@@ -23,7 +26,8 @@ import (
 
 const usage = `usage:
   gitops-check kstatus < objects.json
-  gitops-check argocd-health --script health.lua < objects.json`
+  gitops-check argocd-health --script health.lua < objects.json
+  gitops-check flux-health --kustomization kustomization.yaml < objects.json`
 
 // Verdict is one output line.
 type Verdict struct {
@@ -60,6 +64,18 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		}
 		evaluate = func(obj map[string]any) (Verdict, error) {
 			return argocdHealth(obj, string(script))
+		}
+	case "flux-health":
+		if len(args) != 3 || args[1] != "--kustomization" {
+			return errors.New(usage)
+		}
+		checks, err := readHealthCheckExprs(args[2])
+		if err != nil {
+			return err
+		}
+		evaluate, err = newFluxHealth(checks)
+		if err != nil {
+			return err
 		}
 	default:
 		return errors.New(usage)

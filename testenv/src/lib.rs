@@ -3,7 +3,9 @@
 //!
 //! - [`ControlPlane`] runs etcd and kube-apiserver (built from their Go modules, see
 //!   `hack/build-control-plane.sh`) as plain processes on loopback, with an admin identity and
-//!   the operator's ServiceAccount identity (no permissions until a test grants them).
+//!   the operator's ServiceAccount identity (no permissions until a test grants them). Opt in to
+//!   kube-controller-manager ([`ControlPlaneOptions::controller_manager`]) for ownerReference
+//!   garbage collection and namespace deletion.
 //! - [`OperatorProcess`] runs the operator binary against it, logging to a file in the plane's
 //!   directory.
 //! - [`wait_until`] / [`wait_until_ok`] poll for eventual conditions with a named timeout.
@@ -51,8 +53,8 @@ pub use operator::{
     OperatorProcess,
 };
 pub use plane::{
-    ControlPlane, ControlPlaneOptions, Identity, KEEP_ENV, OPERATOR_NAMESPACE,
-    OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER,
+    CONTROLLER_MANAGER_CONTROLLERS, ControlPlane, ControlPlaneOptions, Identity, KEEP_ENV,
+    OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER,
 };
 pub use process::processes_mentioning;
 pub use tools::{

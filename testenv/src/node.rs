@@ -8,7 +8,8 @@
 //! reach through the `kubernetes` Service. No route or NAT leads off the machine (`ipMasq` off).
 //!
 //! The Kubernetes parts are built from the same Go modules as the API server
-//! (`hack/build-node.sh`, cached); containerd, runc and the CNI plugins are Debian packages
+//! (`hack/build-node.sh`, cached; kube-controller-manager is the plane's own,
+//! [`crate::Tools::ensure_controller_manager`]); containerd, runc and the CNI plugins are Debian packages
 //! (`hack/node-packages.sh`); no image is pulled: the sandbox image is built by
 //! `hack/build-pause-image.sh` and test images are imported with [`Node::import_image`].
 //!
@@ -43,12 +44,8 @@ const CNI_NETWORK: &str = "agentcore";
 /// The containerd namespace the CRI plugin uses.
 const CRI_NAMESPACE: &str = "k8s.io";
 
-const NODE_BINARIES: [&str; 4] = [
-    "kubelet",
-    "kube-proxy",
-    "kube-scheduler",
-    "kube-controller-manager",
-];
+/// Built by `hack/build-node.sh`; kube-controller-manager comes from the plane's [`crate::Tools`].
+const NODE_BINARIES: [&str; 3] = ["kubelet", "kube-proxy", "kube-scheduler"];
 const BUILD_NODE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/build-node.sh");
 const NODE_PACKAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/node-packages.sh");
 const BUILD_PAUSE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/build-pause-image.sh");
@@ -83,6 +80,7 @@ pub struct Node {
     dir: PathBuf,
     node_ip: Ipv4Addr,
     bin: PathBuf,
+    controller_manager_bin: PathBuf,
     admin_kubeconfig: PathBuf,
     kubectl: PathBuf,
     sysctls: Vec<(PathBuf, String)>,
@@ -135,6 +133,7 @@ impl Node {
         let started = Instant::now();
         run_build_script(Path::new(NODE_PACKAGES), "K8S_VERSION", KUBERNETES_VERSION).await?;
         let bin = ensure_node_binaries().await?;
+        let controller_manager_bin = plane.tools().ensure_controller_manager().await?;
         let pause =
             run_build_script(Path::new(BUILD_PAUSE), "K8S_VERSION", KUBERNETES_VERSION).await?;
         let node_ip = Self::host_ip()?;
@@ -164,6 +163,7 @@ impl Node {
             dir,
             node_ip,
             bin,
+            controller_manager_bin,
             admin_kubeconfig: plane.admin_kubeconfig().to_owned(),
             kubectl: plane.tools().kubectl(),
             sysctls,
@@ -461,7 +461,7 @@ conntrack:
             .arg(format!("--secure-port={scheduler_port}"));
         self.scheduler = Some(self.spawn("kube-scheduler", scheduler)?);
 
-        let mut manager = StdCommand::new(self.bin.join("kube-controller-manager"));
+        let mut manager = StdCommand::new(&self.controller_manager_bin);
         manager
             .arg(flag("--kubeconfig", &self.admin_kubeconfig))
             .arg(flag("--authentication-kubeconfig", &self.admin_kubeconfig))

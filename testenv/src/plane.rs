@@ -1,8 +1,12 @@
 //! A real Kubernetes control plane: etcd and kube-apiserver as plain processes on loopback.
 //!
-//! No kube-controller-manager or scheduler runs: CRDs (with CEL validation), the status
-//! subresource, server-side apply, finalizers, RBAC and watches all work; ownerReference garbage
-//! collection, namespace deletion and pods do not.
+//! By default no kube-controller-manager or scheduler runs: CRDs (with CEL validation), the
+//! status subresource, server-side apply, finalizers, RBAC and watches all work; ownerReference
+//! garbage collection, namespace deletion and pods do not. With
+//! [`ControlPlaneOptions::controller_manager`] (or [`ControlPlane::start_controller_manager`]) a
+//! kube-controller-manager runs beside them with only its garbage collector and namespace
+//! controllers ([`CONTROLLER_MANAGER_CONTROLLERS`]): deleting an owner deletes its dependents,
+//! and deleting a namespace deletes what it holds. Pods still need a [`crate::Node`].
 
 use std::{
     collections::HashSet,
@@ -44,6 +48,11 @@ const READY_POLL: Duration = Duration::from_millis(100);
 const APISERVER_GRACE: Duration = Duration::from_secs(5);
 const ETCD_GRACE: Duration = Duration::from_secs(5);
 const CRD_ESTABLISHED_TIMEOUT: &str = "60s";
+const CONTROLLER_MANAGER_GRACE: Duration = Duration::from_secs(5);
+/// The controllers a plane's kube-controller-manager runs (its `--controllers`): what tests need
+/// from it and nothing else (no ServiceAccount tokens, no node lifecycle, no workloads).
+pub const CONTROLLER_MANAGER_CONTROLLERS: &str =
+    "garbage-collector-controller,namespace-controller";
 /// Starts retried with fresh ports when another process grabbed one between choice and bind.
 const PORT_ATTEMPTS: u32 = 3;
 const LOG_TAIL_LINES: usize = 30;
@@ -76,6 +85,12 @@ pub struct ControlPlaneOptions {
     /// for planes with a [`crate::Node`], whose kube-controller-manager creates the `default`
     /// ServiceAccounts the plugin requires; see [`crate::Node::control_plane_options`].
     pub service_account_admission: bool,
+    /// Also run kube-controller-manager with [`CONTROLLER_MANAGER_CONTROLLERS`] (ownerReference
+    /// garbage collection, namespace deletion); start-up waits until it serves `/healthz`. Off by
+    /// default: it adds a process and a second or two of start-up, and its binary is built (once,
+    /// a few minutes) only when a plane first asks for it. Its log is
+    /// `kube-controller-manager.log` in [`ControlPlane::dir`].
+    pub controller_manager: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -86,6 +101,7 @@ impl Default for ControlPlaneOptions {
             startup_timeout: Duration::from_secs(60),
             extra_apiserver_args: Vec::new(),
             service_account_admission: false,
+            controller_manager: false,
         }
     }
 }
@@ -117,6 +133,7 @@ pub struct ControlPlane {
     http: reqwest::Client,
     etcd: Option<Supervised>,
     apiserver: Option<Supervised>,
+    controller_manager: Option<Supervised>,
 }
 
 impl ControlPlane {
@@ -175,6 +192,7 @@ impl ControlPlane {
             http,
             etcd: None,
             apiserver: None,
+            controller_manager: None,
         };
         // From here on, dropping `plane` on an error tears down whatever was started.
         plane.launch().await?;
@@ -194,6 +212,9 @@ impl ControlPlane {
             ),
             0o600,
         )?;
+        if options.controller_manager {
+            plane.start_controller_manager().await?;
+        }
         tracing::info!(
             server = %plane.server_url,
             dir = %plane.dir.display(),
@@ -225,7 +246,8 @@ impl ControlPlane {
         &self.server_url
     }
 
-    /// The state directory: kubeconfigs, `etcd.log`, `kube-apiserver.log`, operator logs.
+    /// The state directory: kubeconfigs, `etcd.log`, `kube-apiserver.log`,
+    /// `kube-controller-manager.log` (if it runs), operator logs.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -319,6 +341,87 @@ impl ControlPlane {
             .collect())
     }
 
+    /// Starts kube-controller-manager against this plane (unless it runs already) with only
+    /// [`CONTROLLER_MANAGER_CONTROLLERS`], and waits until it serves `/healthz`. What
+    /// [`ControlPlaneOptions::controller_manager`] does at start-up; calling it later instead,
+    /// after installing CRDs, saves the garbage collector's periodic rediscovery (up to 30 s)
+    /// before it watches the new kinds.
+    ///
+    /// As the admin identity (no per-controller ServiceAccount credentials: the plane runs no
+    /// token controller), no leader election, its secure port on a free loopback port with a
+    /// self-signed certificate, flex volume plugins in the plane's directory.
+    pub async fn start_controller_manager(&mut self) -> Result<()> {
+        if self
+            .controller_manager
+            .as_mut()
+            .is_some_and(Supervised::is_running)
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let binary = self.tools.ensure_controller_manager().await?;
+        let flex = self.dir.join("kube-controller-manager-flex");
+        std::fs::create_dir_all(&flex)
+            .map_err(|source| Error::io(format!("creating {}", flex.display()), source))?;
+        let [port] = free_ports()?;
+        let mut command = StdCommand::new(binary);
+        command
+            .arg(flag("--kubeconfig", &self.admin_kubeconfig))
+            // Delegated authentication and authorization of its own endpoints; /healthz is
+            // always allowed.
+            .arg(flag("--authentication-kubeconfig", &self.admin_kubeconfig))
+            .arg(flag("--authorization-kubeconfig", &self.admin_kubeconfig))
+            .arg(format!("--controllers={CONTROLLER_MANAGER_CONTROLLERS}"))
+            .arg("--use-service-account-credentials=false")
+            .arg("--leader-elect=false")
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .arg(flag(
+                "--cert-dir",
+                self.dir.join("kube-controller-manager-certs"),
+            ))
+            .arg(flag("--flex-volume-plugin-dir", &flex));
+        let log = self.dir.join("kube-controller-manager.log");
+        self.controller_manager = Some(Supervised::spawn(
+            "kube-controller-manager",
+            command,
+            &log,
+            CONTROLLER_MANAGER_GRACE,
+        )?);
+        // Its certificate is self-signed at start-up: nothing to verify it against, and the
+        // probe only reads /healthz on loopback.
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let healthz = format!("https://127.0.0.1:{port}/healthz");
+        wait_ready(
+            self.controller_manager.as_mut(),
+            self.startup_timeout,
+            || async {
+                let response = http.get(&healthz).send().await.map_err(error_chain)?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("/healthz answered {status}: {body}"))
+                }
+            },
+        )
+        .await?;
+        tracing::info!(elapsed = ?started.elapsed(), port, "kube-controller-manager ready");
+        Ok(())
+    }
+
+    /// Whether kube-controller-manager runs beside the API server.
+    pub fn runs_controller_manager(&mut self) -> bool {
+        self.controller_manager
+            .as_mut()
+            .is_some_and(Supervised::is_running)
+    }
+
     /// Kills kube-apiserver with SIGKILL (a crash, not a graceful stop) and starts it again on the
     /// same port against the same etcd, then waits until it is ready. Data survives; clients see
     /// connection errors and broken watches meanwhile.
@@ -333,9 +436,13 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Stops kube-apiserver and etcd (SIGTERM, then SIGKILL after a grace period) and removes
-    /// the temporary directory (unless `AGENTCORE_KEEP_TESTENV=1` or a `state_dir` was given).
+    /// Stops kube-controller-manager (if it runs), kube-apiserver and etcd (SIGTERM, then SIGKILL
+    /// after a grace period) and removes the temporary directory (unless
+    /// `AGENTCORE_KEEP_TESTENV=1` or a `state_dir` was given).
     pub async fn stop(mut self) -> Result<()> {
+        if let Some(mut manager) = self.controller_manager.take() {
+            manager.terminate(CONTROLLER_MANAGER_GRACE).await;
+        }
         if let Some(mut apiserver) = self.apiserver.take() {
             apiserver.terminate(APISERVER_GRACE).await;
         }
@@ -524,6 +631,9 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         // Order matters: an apiserver outliving etcd logs errors until it is stopped.
+        if let Some(mut manager) = self.controller_manager.take() {
+            manager.terminate_blocking(CONTROLLER_MANAGER_GRACE);
+        }
         if let Some(mut apiserver) = self.apiserver.take() {
             apiserver.terminate_blocking(APISERVER_GRACE);
         }

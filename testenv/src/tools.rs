@@ -1,4 +1,5 @@
-//! Locating (and, the first time, building) kube-apiserver, etcd, kubectl and helm.
+//! Locating (and, the first time, building) kube-apiserver, etcd, kubectl, kube-controller-manager
+//! and helm.
 //!
 //! The binaries are built from their Go modules by the scripts in `hack/` and cached under
 //! `~/.cache/agentcore-operator/tools/` (never in git). Once cached, locating them costs nothing.
@@ -66,6 +67,8 @@ pub const HELM_VERSION: &str = "v3.19.5";
 pub const TOOLS_DIR_ENV: &str = "AGENTCORE_TOOLS_DIR";
 
 const CONTROL_PLANE_BINARIES: [&str; 3] = ["kube-apiserver", "etcd", "kubectl"];
+/// Optional: built only on demand ([`Tools::ensure_controller_manager`]).
+const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 const BUILD_CONTROL_PLANE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../hack/build-control-plane.sh"
@@ -135,6 +138,46 @@ impl Tools {
     pub fn kubectl(&self) -> PathBuf {
         self.dir.join("kubectl")
     }
+
+    /// Where kube-controller-manager is when [`Self::dir`] holds it; see
+    /// [`Self::ensure_controller_manager`].
+    pub fn kube_controller_manager(&self) -> PathBuf {
+        self.dir.join(CONTROLLER_MANAGER)
+    }
+
+    /// The kube-controller-manager of [`kubernetes_version`]: the one beside the other binaries,
+    /// or else built (`hack/build-control-plane.sh kube-controller-manager`, a few minutes the
+    /// first time, then cached beside the control plane's binaries). Built only when a plane asks
+    /// for it, so planes without it (and the version matrix) never pay for the build.
+    pub async fn ensure_controller_manager(&self) -> Result<PathBuf> {
+        let beside = self.kube_controller_manager();
+        if is_executable(&beside) {
+            return Ok(beside);
+        }
+        let version = kubernetes_version()?;
+        let cached = cache_root()?
+            .join(format!("kubernetes-{version}"))
+            .join(CONTROLLER_MANAGER);
+        if is_executable(&cached) {
+            return Ok(cached);
+        }
+        let _guard = BUILD_LOCK.lock().await;
+        let dir = run_build_script_with(
+            Path::new(BUILD_CONTROL_PLANE),
+            &[("K8S_VERSION", &version)],
+            &[CONTROLLER_MANAGER],
+        )
+        .await?;
+        let built = dir.join(CONTROLLER_MANAGER);
+        if is_executable(&built) {
+            Ok(built)
+        } else {
+            Err(Error::ToolsMissing(format!(
+                "{BUILD_CONTROL_PLANE} did not produce {}",
+                built.display()
+            )))
+        }
+    }
 }
 
 /// The path of the `helm` binary, building it first if needed (a minute or two, once).
@@ -188,6 +231,15 @@ pub(crate) async fn run_build_script(
     version_var: &str,
     version: &str,
 ) -> Result<PathBuf> {
+    run_build_script_with(script, &[(version_var, version)], &[]).await
+}
+
+/// [`run_build_script`] with any environment variables and arguments.
+pub(crate) async fn run_build_script_with(
+    script: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<PathBuf> {
     if !script.is_file() {
         return Err(Error::ToolsMissing(format!(
             "{} does not exist (the harness is used outside its repository?); \
@@ -198,7 +250,8 @@ pub(crate) async fn run_build_script(
     tracing::info!(script = %script.display(), "building tools (cached after the first run)");
     let mut child = Command::new("bash")
         .arg(script)
-        .env(version_var, version)
+        .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

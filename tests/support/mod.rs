@@ -72,6 +72,17 @@ pub struct EnvOptions {
     pub operator_env: Vec<(String, String)>,
 }
 
+/// What runs beside the API server in an [`Env`] ([`Env::start_with`]). Apart from
+/// [`EnvOptions`] so that suites spelling out every field of that struct keep compiling as this
+/// one grows.
+#[derive(Debug, Clone, Default)]
+pub struct PlaneOptions {
+    /// Run kube-controller-manager (ownerReference garbage collection, namespace deletion; see
+    /// `ControlPlaneOptions::controller_manager`). Started after the CRDs are installed, so the
+    /// garbage collector watches their kinds from the start.
+    pub controller_manager: bool,
+}
+
 impl Default for EnvOptions {
     fn default() -> Self {
         Self {
@@ -89,11 +100,23 @@ impl Default for EnvOptions {
 
 impl Env {
     pub async fn start(options: EnvOptions) -> anyhow::Result<Self> {
-        let plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
+        Self::start_with(options, PlaneOptions::default()).await
+    }
+
+    /// [`Self::start`] with more than the API server, e.g.
+    /// `Env::start_with(EnvOptions::default(), PlaneOptions { controller_manager: true })`.
+    pub async fn start_with(
+        options: EnvOptions,
+        plane_options: PlaneOptions,
+    ) -> anyhow::Result<Self> {
+        let mut plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
         plane
             .install_crd(repo_path("crds/evals.agentcore.dev_batchevaluations.yaml"))
             .await?;
         grant_chart_rbac(&plane).await?;
+        if plane_options.controller_manager {
+            plane.start_controller_manager().await?;
+        }
         let emulator = agentcore_emulator::start(options.emulator).await?;
         let mut operator_args = options.operator_args;
         let metrics_port = match metrics_port_of(&operator_args) {

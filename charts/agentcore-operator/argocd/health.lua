@@ -3,9 +3,12 @@
 --   resource.customizations.health.evals.agentcore.dev_BatchEvaluation
 -- Only Lua's base library is used: Argo CD gives user-configured scripts no string library.
 --
---   Progressing  not yet observed by the operator, queued, running, stopping, retrying, deleting
---   Healthy      the job finished: Completed or CompletedWithErrors (Ready=True)
---   Degraded     Stalled=True: the job failed, the service rejected the spec, access denied, ...
+--   Progressing  not yet observed by the operator, queued, running, stopping, retrying, deleting,
+--                or finished with passCriteria not judged yet (Passed=Unknown)
+--   Healthy      the job finished: Completed or CompletedWithErrors (Ready=True), and met its
+--                passCriteria if it has some (Passed=True)
+--   Degraded     Stalled=True: the job failed, the service rejected the spec, access denied, ...;
+--                or the job finished but missed its passCriteria (Passed=False)
 --   Suspended    stopped on request (spec.stop: true); the results so far are kept
 local hs = {}
 
@@ -76,8 +79,23 @@ if ready ~= nil and ready.reason == "StoppedOnRequest" then
 end
 
 if ready ~= nil and ready.status == "True" then
+  -- The quality gate (spec.passCriteria): absent without criteria.
+  local passed = condition(status, generation, "Passed")
+  if passed ~= nil and passed.status == "False" then
+    hs.status = "Degraded"
+    hs.message = describe(passed, "Passed=False")
+    return hs
+  end
+  if passed ~= nil and passed.status ~= "True" then
+    hs.status = "Progressing"
+    hs.message = describe(passed, "Waiting for the verdict")
+    return hs
+  end
   hs.status = "Healthy"
   hs.message = describe(ready, "Ready")
+  if passed ~= nil then
+    hs.message = hs.message .. "; " .. describe(passed, "Passed")
+  end
   return hs
 end
 
