@@ -188,9 +188,9 @@ fn load_fixture(stage: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// The committed captures read as the table says, without a control plane.
+/// The committed captures read as the table says (kstatus, Argo CD, Flux), without a control plane.
 #[tokio::test]
-async fn stage_fixtures_kstatus_and_argocd_health() -> anyhow::Result<()> {
+async fn stage_fixtures_kstatus_argocd_and_flux_health() -> anyhow::Result<()> {
     let tool = gitops_check().await?;
     let mut report = Vec::new();
     for (stage, _, _, _) in EXPECTED {

@@ -436,8 +436,9 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Stops kube-controller-manager (if it runs), kube-apiserver and etcd (SIGTERM, then SIGKILL after a grace period) and removes
-    /// the temporary directory (unless `AGENTCORE_KEEP_TESTENV=1` or a `state_dir` was given).
+    /// Stops kube-controller-manager (if it runs), kube-apiserver and etcd (SIGTERM, then SIGKILL
+    /// after a grace period) and removes the temporary directory (unless
+    /// `AGENTCORE_KEEP_TESTENV=1` or a `state_dir` was given).
     pub async fn stop(mut self) -> Result<()> {
         if let Some(mut manager) = self.controller_manager.take() {
             manager.terminate(CONTROLLER_MANAGER_GRACE).await;
