@@ -1,5 +1,5 @@
 //! `agentcore-dev up`: a local playground for the quick start. Starts a real kube-apiserver and
-//! etcd, the AgentCore emulator and the operator, installs the CRD and the example, then streams
+//! etcd, the AgentCore emulator and the operator, installs the CRDs and the example, then streams
 //! the operator's log until Ctrl-C, when it stops everything.
 
 use std::{
@@ -20,7 +20,11 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
-const CRD: &str = "crds/evals.agentcore.dev_batchevaluations.yaml";
+/// The operator's CRDs: BatchEvaluation and BatchEvaluationSchedule.
+const CRDS: [&str; 2] = [
+    "crds/evals.agentcore.dev_batchevaluations.yaml",
+    "crds/evals.agentcore.dev_batchevaluationschedules.yaml",
+];
 const EXAMPLE: &str = "examples/quickstart.yaml";
 const PID_FILE: &str = "agentcore-dev.pid";
 const LOG_POLL: Duration = Duration::from_millis(200);
@@ -97,7 +101,7 @@ async fn up(args: UpArgs) -> Result<()> {
 
     say("Starting etcd and kube-apiserver...");
     let started = Instant::now();
-    let plane = ControlPlane::start(ControlPlaneOptions {
+    let mut plane = ControlPlane::start(ControlPlaneOptions {
         state_dir: Some(state.clone()),
         tools: Some(tools.clone()),
         ..ControlPlaneOptions::default()
@@ -113,19 +117,27 @@ async fn up(args: UpArgs) -> Result<()> {
         started.elapsed()
     ));
 
-    let crd = root.join(CRD);
-    if crd.is_file() {
-        let names = plane
-            .install_crd(&crd)
-            .await
-            .context("installing the CRD")?;
-        say(&format!("Installed CRD {}", names.join(", ")));
-    } else {
-        say(&format!(
-            "warning: {} not found; no CRD installed",
-            crd.display()
-        ));
+    for crd in CRDS.map(|path| root.join(path)) {
+        if crd.is_file() {
+            let names = plane
+                .install_crd(&crd)
+                .await
+                .with_context(|| format!("installing {}", crd.display()))?;
+            say(&format!("Installed CRD {}", names.join(", ")));
+        } else {
+            say(&format!(
+                "warning: {} not found; CRD not installed",
+                crd.display()
+            ));
+        }
     }
+    // Garbage collection, as in a cluster: deleting a schedule deletes its runs. Started after
+    // the CRDs, so the collector sees the new kinds at once.
+    plane
+        .start_controller_manager()
+        .await
+        .context("starting kube-controller-manager")?;
+    say("kube-controller-manager started (garbage collection and namespace deletion)");
 
     let (mut emulator, endpoint) = start_emulator(&plane, &binaries.emulator, &args).await;
     let mut operator = start_operator(&plane, &binaries.operator, &endpoint)?;
