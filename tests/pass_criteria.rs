@@ -129,6 +129,7 @@ async fn the_quality_gate() -> anyhow::Result<()> {
     let gate = env.kubectl(&args).await;
     let failure = format!("{:#}", gate.err().context("kubectl wait on bad must fail")?);
     ensure!(failure.contains("timed out"), "{failure}");
+    println!("$ kubectl wait --for=condition=Passed beval/bad --timeout=5s\n{failure}");
 
     let bad = env
         .wait_for(NS, "bad", "Passed=False", LONG, |o| {
@@ -136,6 +137,11 @@ async fn the_quality_gate() -> anyhow::Result<()> {
         })
         .await?;
     ensure!(cond_reason(&bad, "Passed") == "CriteriaMissed", "{bad}");
+    println!(
+        "bad: Passed=False {}: {}",
+        cond_reason(&bad, "Passed"),
+        cond_message(&bad, "Passed")
+    );
     ensure!(
         cond_message(&bad, "Passed")
             == "missed: Builtin.Helpfulness average score 0.5 < minimum 0.7; Builtin.Correctness average score 0.5 < minimum 0.6",

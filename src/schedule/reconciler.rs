@@ -46,8 +46,10 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// Finished runs already counted in `schedule_runs_total` by this process.
-    counted: Mutex<HashSet<(String, String)>>,
+    /// Per schedule (namespace, name): its finished runs still present that this process has
+    /// counted in `schedule_runs_total`. Runs that are gone leave the set, so it stays as small
+    /// as the schedules' histories.
+    counted: Mutex<HashMap<(String, String), HashSet<String>>>,
     /// Consecutive failures per schedule UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -67,6 +69,10 @@ impl Context {
     /// Drops what this process exported for a deleted schedule.
     pub fn forget(&self, namespace: &str, name: &str) {
         self.metrics.schedules.forget(namespace, name);
+        self.counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(namespace.to_owned(), name.to_owned()));
     }
 }
 
@@ -343,14 +349,18 @@ fn export(ctx: &Context, namespace: &str, name: &str, runs: &[Run], plan: &Plan,
     metrics.count(namespace, name, RunOutcome::Skipped, plan.skipped);
     metrics.count(namespace, name, RunOutcome::Missed, plan.missed);
     {
-        let mut counted = ctx.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = ctx.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        let counted = all
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        counted.retain(|run| runs.iter().any(|r| &r.name == run));
         for run in runs {
             let outcome = match run.state() {
                 RunState::Active => continue,
                 RunState::Succeeded => RunOutcome::Succeeded,
                 RunState::Failed => RunOutcome::Failed,
             };
-            if counted.insert((namespace.to_owned(), run.name.clone())) {
+            if counted.insert(run.name.clone()) {
                 metrics.count(namespace, name, outcome, 1);
             }
         }
