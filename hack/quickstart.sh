@@ -4,8 +4,15 @@
 # kube-apiserver + etcd + kube-controller-manager, the AgentCore emulator and the operator
 # running until Ctrl-C.
 # State, kubeconfig and logs go to ./.dev/ (wiped at each start). Extra arguments go to `up`.
+#
+# `hack/quickstart.sh --in-cluster` (as root) runs the in-cluster variant instead: the image built
+# here, a real node and the Helm chart on it (hack/quickstart-incluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--in-cluster" ]; then
+  shift
+  exec bash hack/quickstart-incluster.sh "$@"
+fi
 
 # A no-op once cached; the first run compiles kube-apiserver, etcd, kubectl and
 # kube-controller-manager (minutes).
