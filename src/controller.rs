@@ -156,7 +156,7 @@ async fn run_with_lease(
         .with_identity(&config.identity)
         .with_duration(duration)
         .with_grace((duration / 3).max(1))
-        .with_field_manager(CONTROLLER_NAME)
+        .with_field_manager(lease_field_manager(&config.identity))
         .build()
         .await?;
     let (mut leading, lease_task) = manager.watch().await;
@@ -198,6 +198,18 @@ async fn run_with_lease(
         return Err(RunError::LeadershipLost);
     }
     Ok(())
+}
+
+/// The field manager of this replica's writes to the Lease. It must differ between replicas:
+/// an orphaned lease is taken with a server-side apply, which conflicts (409) only between
+/// different field managers. With one shared name, two standbys that take an expired lease at
+/// the same moment both succeed and both lead (seen in the in-cluster suite).
+fn lease_field_manager(identity: &str) -> String {
+    // The API server refuses field managers longer than 128 characters.
+    format!("{CONTROLLER_NAME}/{identity}")
+        .chars()
+        .take(128)
+        .collect()
 }
 
 /// Ends the lease task (the channel is dropped) and releases the lease, so a standby replica
@@ -316,5 +328,19 @@ async fn serve_ready(State(health): State<Health>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the watch cache is not synced yet",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_replica_writes_the_lease_as_its_own_field_manager() {
+        let a = lease_field_manager("agentcore-operator-666ff87dd6-g6229");
+        let b = lease_field_manager("agentcore-operator-666ff87dd6-vwz5z");
+        assert_ne!(a, b);
+        assert_eq!(a, "agentcore-operator/agentcore-operator-666ff87dd6-g6229");
+        assert_eq!(lease_field_manager(&"x".repeat(300)).chars().count(), 128);
     }
 }
