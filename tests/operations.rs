@@ -558,7 +558,10 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
         Duration::from_millis(250),
         || async {
             let text = scrape(port).await?;
-            if text.contains("agentcore_operator_evaluation_average_score{") {
+            // Metrics follow the status, but a scrape may still come between the two.
+            if text.contains(r#"agentcore_operator_objects{remote_status="COMPLETED"} 1"#)
+                && text.contains("agentcore_operator_evaluation_passed{")
+            {
                 Ok(text)
             } else {
                 bail!("not yet")

@@ -245,8 +245,10 @@ async fn read(
     Ok(api.get_opt(&obj.name_any()).await?.map(Arc::new))
 }
 
-/// Writes the outcome: status, events, finalizer, metrics, in that order, and turns its
-/// requeue into the controller's action.
+/// Writes the outcome: status, metrics, events, finalizer, in that order, and turns its
+/// requeue into the controller's action. The metrics follow the status at once, so a scrape
+/// right after `kubectl wait` sees what the object says; events (API calls, best effort) come
+/// after.
 async fn apply(
     ctx: &Context,
     obj: &BatchEvaluation,
@@ -257,6 +259,10 @@ async fn apply(
     if let Some(status) = &outcome.status {
         patch_status(&api, &snapshot.name, status).await?;
     }
+    let remove_series = outcome.metrics == MetricsUpdate::Remove;
+    if let MetricsUpdate::Set(metrics) = outcome.metrics {
+        ctx.export(&snapshot.namespace, &snapshot.name, Some(metrics));
+    }
     publish(ctx, obj, outcome.events).await;
     if let Some(release) = outcome.release {
         info!(
@@ -265,12 +271,9 @@ async fn apply(
         );
         remove_finalizer(&api, obj).await?;
     }
-    match outcome.metrics {
-        MetricsUpdate::Keep => {}
-        MetricsUpdate::Set(metrics) => {
-            ctx.export(&snapshot.namespace, &snapshot.name, Some(metrics));
-        }
-        MetricsUpdate::Remove => ctx.export(&snapshot.namespace, &snapshot.name, None),
+    if remove_series {
+        // Released: the object's series go with it.
+        ctx.export(&snapshot.namespace, &snapshot.name, None);
     }
     let action = match outcome.requeue {
         Requeue::Backoff(kind) => {
