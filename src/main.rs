@@ -118,11 +118,37 @@ struct RunArgs {
     /// Limit for one attempt of an AWS operation.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     aws_attempt_timeout: Duration,
+    /// Threads that run the reconciles. 1 (the default) runs everything on one thread: the
+    /// work waits on the network almost all the time, and one thread costs the least CPU and
+    /// memory (docs/benchmarks.md). 0 means one per CPU.
+    #[arg(long, default_value_t = 1)]
+    worker_threads: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    let threads = match &command {
+        Command::Run(args) => args.worker_threads,
+        Command::Crd { .. } | Command::Cleanup(_) => 1,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            builder.worker_threads(threads);
+        }
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(dispatch(command))
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Crd { kind } => {
             let yaml = match kind {
                 CrdKind::Evaluation => crdgen::crd_yaml()?,

@@ -43,10 +43,12 @@ pub async fn run(
     ctx.attach(reader.clone(), wake);
     let queue_ctx = ctx.clone();
     // kube-runtime's store readiness is a oneshot that wakes only the last of several waiters,
-    // and the controller waits on it too: re-poll on a timer instead of awaiting it once.
+    // and the controller waits on it too: re-poll on a timer instead of awaiting it once. The
+    // timer is short because a restart is ready only when it fires (agentcore-bench's restart
+    // phase measured every start at the timer's 500 ms when it was that long).
     tokio::spawn(async move {
         loop {
-            match tokio::time::timeout(Duration::from_millis(500), ready_reader.wait_until_ready())
+            match tokio::time::timeout(Duration::from_millis(20), ready_reader.wait_until_ready())
                 .await
             {
                 Ok(Ok(())) => {

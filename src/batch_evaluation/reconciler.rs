@@ -43,7 +43,7 @@ use crate::{
         snapshot::{Snapshot, needs_fresh_read},
     },
     error::Error,
-    metrics::{Metrics, ObjectMetrics},
+    metrics::Metrics,
     remote::{FailureKind, RemoteJob, RemoteStatus},
     tenancy::Tenancy,
 };
@@ -78,8 +78,6 @@ pub struct Context {
     cache: OnceLock<Store<BatchEvaluation>>,
     /// Consecutive failures per object UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// What each object last contributed to the per-object gauges.
-    exported: Mutex<HashMap<(String, String), ObjectMetrics>>,
 }
 
 impl Context {
@@ -106,7 +104,6 @@ impl Context {
             metrics,
             settings,
             failures: Mutex::default(),
-            exported: Mutex::default(),
         }
     }
 
@@ -133,21 +130,6 @@ impl Context {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(uid);
-    }
-
-    fn export(&self, namespace: &str, name: &str, now: Option<ObjectMetrics>) {
-        let mut exported = self.exported.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (namespace.to_owned(), name.to_owned());
-        let before = exported.get(&key);
-        if before == now.as_ref() {
-            return;
-        }
-        self.metrics
-            .set_object(namespace, name, before, now.as_ref());
-        match now {
-            Some(m) => exported.insert(key, m),
-            None => exported.remove(&key),
-        };
     }
 }
 
@@ -261,7 +243,8 @@ async fn apply(
     }
     let remove_series = outcome.metrics == MetricsUpdate::Remove;
     if let MetricsUpdate::Set(metrics) = outcome.metrics {
-        ctx.export(&snapshot.namespace, &snapshot.name, Some(metrics));
+        ctx.metrics
+            .set_object(&snapshot.namespace, &snapshot.name, Some(metrics));
     }
     publish(ctx, obj, outcome.events).await;
     if let Some(release) = outcome.release {
@@ -273,7 +256,8 @@ async fn apply(
     }
     if remove_series {
         // Released: the object's series go with it.
-        ctx.export(&snapshot.namespace, &snapshot.name, None);
+        ctx.metrics
+            .set_object(&snapshot.namespace, &snapshot.name, None);
     }
     let action = match outcome.requeue {
         Requeue::Backoff(kind) => {
@@ -417,16 +401,20 @@ async fn json_patch(
 
 /// Replaces the whole status in one JSON Patch `add`: fields that disappeared are removed
 /// (a merge patch would keep them), and no resourceVersion is needed, so label or annotation
-/// edits by others never conflict with it.
+/// edits by others never conflict with it. The patch is built as a value, not through
+/// `json!` and a parse: this runs on every status write.
 async fn patch_status(
     api: &Api<BatchEvaluation>,
     name: &str,
     status: &BatchEvaluationStatus,
 ) -> Result<(), Error> {
     let value = serde_json::to_value(status).map_err(|e| Error::InvalidObject(e.to_string()))?;
-    let patch: json_patch::Patch =
-        serde_json::from_value(json!([{ "op": "add", "path": "/status", "value": value }]))
-            .map_err(|e| Error::InvalidObject(e.to_string()))?;
+    let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
+        json_patch::AddOperation {
+            path: json_patch::jsonptr::Pointer::from_static("/status").to_buf(),
+            value,
+        },
+    )]);
     api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await?;
     Ok(())
