@@ -325,7 +325,7 @@ impl Pids {
 }
 
 /// Everything counted at one moment of a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub api: ApiRequests,
     /// Writes to batchevaluations answered 409 Conflict so far.

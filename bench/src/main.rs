@@ -6,8 +6,9 @@
 //!    the writes the operator must do at minimum (finalizer, id recorded, terminal status,
 //!    finalizer removal) — what the API server allows for this work;
 //! 2. operator: the same client creates N objects; the operator (release binary) runs their jobs
-//!    on the in-process AgentCore emulator; then N terminal objects sit idle; then the client
-//!    deletes them all;
+//!    on the in-process AgentCore emulator; then N terminal objects sit idle; then the operator is
+//!    restarted (SIGTERM, started again with the same options) and watched while it settles; then
+//!    the client deletes them all;
 //! 3. peer: the same as 2 with `bench/peer`, a controller-runtime operator in Go, in place of the
 //!    operator (skip it with `--no-peer`).
 //!
@@ -35,10 +36,10 @@ pub const NAMESPACE: &str = "bench";
     about = "Lifecycle benchmark of agentcore-operator against a plain-client baseline and a controller-runtime peer"
 )]
 struct Cli {
-    /// CI mode: 1,000 objects, 60 s idle window.
+    /// CI mode: 1,000 objects, 60 s idle window, 15 s after the restart.
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// Documentation mode: 10,000 objects, 5 min idle window.
+    /// Documentation mode: 10,000 objects, 5 min idle window, 30 s after the restart.
     #[arg(long)]
     full: bool,
     /// Override the number of objects.
@@ -51,6 +52,10 @@ struct Cli {
     /// Override the idle window.
     #[arg(long, value_parser = humantime::parse_duration)]
     idle: Option<Duration>,
+    /// Override how long the restarted controller is watched after its ready line (its AWS calls
+    /// and writes are counted until then).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    restart_settle: Option<Duration>,
     /// How long each emulated job runs.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     job_duration: Duration,
@@ -89,10 +94,20 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let (mode, objects, idle) = if cli.full {
-        ("full", 10_000, Duration::from_secs(300))
+    let (mode, objects, idle, restart_settle) = if cli.full {
+        (
+            "full",
+            10_000,
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+        )
     } else {
-        ("quick", 1_000, Duration::from_secs(60))
+        (
+            "quick",
+            1_000,
+            Duration::from_secs(60),
+            Duration::from_secs(15),
+        )
     };
     let objects = cli.objects.unwrap_or(objects);
     if objects == 0 || objects > MAX_OBJECTS {
@@ -108,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         objects,
         concurrency: cli.concurrency,
         idle: cli.idle.unwrap_or(idle),
+        restart_settle: cli.restart_settle.unwrap_or(restart_settle),
         job_duration: cli.job_duration,
         poll_interval: cli.poll_interval,
         delete_duration: cli.delete_duration,

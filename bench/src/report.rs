@@ -12,8 +12,12 @@ use crate::{
 };
 
 /// Targets of the issue; printed next to the figures, never asserted.
-pub const TARGET_RATIO: f64 = 1.3;
-pub const TARGET_RSS_MIB: f64 = 64.0;
+/// Operator lifecycle time / baseline lifecycle time.
+pub const TARGET_RATIO: f64 = 1.25;
+/// Operator peak RSS at 10,000 objects.
+pub const TARGET_RSS_MIB: f64 = 40.0;
+/// Operator CPU seconds per 1,000 lifecycles.
+pub const TARGET_CPU_PER_K: f64 = 2.0;
 /// Kubernetes writes per lifecycle at minimum: client create + delete, operator finalizer add +
 /// removal, and two status writes (the id as soon as the job exists, the terminal result).
 pub const MIN_WRITES: f64 = 6.0;
@@ -80,10 +84,51 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// CPU seconds per 1,000 lifecycles.
+fn cpu_per_k(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1000.0 / n as f64
+}
+
 fn per_k(d: Option<Duration>, n: usize) -> String {
-    d.map_or("–".into(), |d| {
-        format!("{:.2}", d.as_secs_f64() * 1000.0 / n as f64)
-    })
+    d.map_or("–".into(), |d| format!("{:.2}", cpu_per_k(d, n)))
+}
+
+/// The controller's Kubernetes writes, as the idle and restart figures count them: to the
+/// objects and Events (not kube-apiserver's own, such as its identity lease).
+fn controller_writes(api: &ApiRequests) -> f64 {
+    api.writes(BE) + api.writes("events")
+}
+
+/// `AWS calls, controller writes` of a window, as the side-by-side table shows them.
+fn calls_and_writes(aws: u64, api: &ApiRequests) -> String {
+    format!("{aws}, {:.0}", controller_writes(api))
+}
+
+/// Non-zero counters as `name n, name n`; `none` when all are zero.
+fn nonzero_list(items: impl IntoIterator<Item = (String, f64)>) -> String {
+    let parts: Vec<String> = items
+        .into_iter()
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What the controller did in the restart window beyond the target: AWS calls by operation and
+/// its writes by request.
+fn restart_detail(r: &RunResult) -> String {
+    let aws = nonzero_list(r.restart_aws().0.into_iter().map(|(op, n)| (op, n as f64)));
+    let writes = nonzero_list(
+        r.restart_api()
+            .write_lines()
+            .into_iter()
+            .filter(|(what, _)| what.contains(BE) || what.ends_with(" events")),
+    );
+    format!("AWS calls: {aws}; writes: {writes}")
 }
 
 /// The whole report as Markdown.
@@ -126,6 +171,11 @@ pub fn render(
         } else {
             ""
         }
+    );
+    let _ = writeln!(
+        w,
+        "- after the idle window the controller is restarted (SIGTERM, then the same binary and options) and watched for {} after its ready line; then the client deletes everything",
+        fmt_d(settings.restart_settle)
     );
     let _ = writeln!(
         w,
@@ -183,17 +233,16 @@ pub fn render(
 
     // Kubernetes writes.
     let (op_api, base_api) = (op.lifecycle_api(), base.lifecycle_api());
-    let phase = |r: &RunResult, a: usize, b: usize| &r.snapshots[b].api - &r.snapshots[a].api;
-    let (op_create, op_delete) = (phase(op, 0, 1), phase(op, 2, 3));
-    let (base_create, base_delete) = (phase(base, 0, 1), phase(base, 2, 3));
+    let phases = |r: &RunResult| (r.create_api(), r.delete_api());
+    let (op_create, op_delete) = phases(op);
+    let (base_create, base_delete) = phases(base);
     let per = |api: &ApiRequests, verb: &str, sub: &str| api.count(Some(verb), BE, Some(sub)) / nf;
     // The operator patches; a controller-runtime controller updates (PUT) by default.
     let upd = |api: &ApiRequests, sub: &str| {
         (api.count(Some("PATCH"), BE, Some(sub)) + api.count(Some("PUT"), BE, Some(sub))) / nf
     };
     let peer_api = peer.map(RunResult::lifecycle_api).unwrap_or_default();
-    let (peer_create, peer_delete) =
-        peer.map_or_else(Default::default, |p| (phase(p, 0, 1), phase(p, 2, 3)));
+    let (peer_create, peer_delete) = peer.map_or_else(Default::default, phases);
     let peer_col = |v: f64| {
         if peer.is_some() {
             format!("{v:.2}")
@@ -309,7 +358,7 @@ pub fn render(
     // Idle.
     let idle_api = op.idle_api();
     let idle_aws = op.idle_aws().total();
-    let idle_op_writes = idle_api.writes(BE) + idle_api.writes("events");
+    let idle_op_writes = controller_writes(&idle_api);
     let _ = writeln!(
         w,
         "\n### Idle: {n} terminal objects for {}\n",
@@ -336,9 +385,13 @@ pub fn render(
             .as_secs_f64()
     );
 
+    // Restart.
+    let restart_aws = op.restart_aws().total();
+    let restart_op_writes = controller_writes(&op.restart_api());
+    restart_section(w, settings, op, peer);
+
     // Resources.
-    let last = |r: &RunResult| r.snapshots[3].operator.unwrap_or_default();
-    let peak = mib(last(op).peak_rss_kib);
+    let peak = mib(op.peak_rss_kib().unwrap_or_default());
     let _ = writeln!(w, "\n### Resources\n");
     let _ = writeln!(w, "| figure | operator run | baseline | target | |");
     let _ = writeln!(w, "|---|---:|---:|---|---|");
@@ -352,7 +405,7 @@ pub fn render(
     };
     let _ = writeln!(
         w,
-        "| operator peak RSS (VmHWM) | {peak:.1} MiB | | ≤ {TARGET_RSS_MIB} MiB | {rss_note} |"
+        "| operator peak RSS (VmHWM, the larger of the first and the restarted process) | {peak:.1} MiB | | ≤ {TARGET_RSS_MIB} MiB | {rss_note} |"
     );
     let _ = writeln!(
         w,
@@ -372,7 +425,13 @@ pub fn render(
             per_k(base.lifecycle_cpu(of), n)
         );
     };
-    cpu_row(w, "operator", |s| s.operator);
+    let op_cpu = op.lifecycle_cpu(|s| s.operator).map(|d| cpu_per_k(d, n));
+    let _ = writeln!(
+        w,
+        "| operator, CPU s per 1,000 lifecycles | {} | – | ≤ {TARGET_CPU_PER_K:.1} | {} |",
+        per_k(op.lifecycle_cpu(|s| s.operator), n),
+        op_cpu.map_or("", |c| met(c <= TARGET_CPU_PER_K))
+    );
     cpu_row(w, "kube-apiserver", |s| Some(s.apiserver));
     cpu_row(w, "etcd", |s| Some(s.etcd));
     cpu_row(
@@ -439,12 +498,18 @@ pub fn render(
     );
     let _ = writeln!(
         w,
-        "| peak RSS ≤ {TARGET_RSS_MIB} MiB at 10,000 objects | {peak:.1} MiB at {n} | {} |",
+        "| operator peak RSS ≤ {TARGET_RSS_MIB} MiB at 10,000 objects | {peak:.1} MiB at {n} | {} |",
         if n >= 10_000 {
             met(peak <= TARGET_RSS_MIB)
         } else {
             "not measured at 10,000 in this mode"
         }
+    );
+    let _ = writeln!(
+        w,
+        "| operator CPU ≤ {TARGET_CPU_PER_K:.1} s per 1,000 lifecycles | {} | {} |",
+        per_k(op.lifecycle_cpu(|s| s.operator), n),
+        op_cpu.map_or("not measured", |c| met(c <= TARGET_CPU_PER_K))
     );
     let _ = writeln!(
         w,
@@ -455,6 +520,16 @@ pub fn render(
         w,
         "| 0 writes while idle | {idle_op_writes:.0} | {} |",
         met(idle_op_writes == 0.0)
+    );
+    let _ = writeln!(
+        w,
+        "| 0 AWS calls after a restart | {restart_aws} | {} |",
+        met(restart_aws == 0)
+    );
+    let _ = writeln!(
+        w,
+        "| 0 writes after a restart | {restart_op_writes:.0} | {} |",
+        met(restart_op_writes == 0.0)
     );
     let _ = writeln!(
         w,
@@ -508,9 +583,7 @@ fn side_by_side(
         (!is_base(r)).then(|| per_k(r.lifecycle_cpu(|s| s.operator), n))
     });
     row(w, "controller peak RSS (VmHWM)", &|r| {
-        r.snapshots[3]
-            .operator
-            .map(|p| format!("{:.1} MiB", mib(p.peak_rss_kib)))
+        r.peak_rss_kib().map(|p| format!("{:.1} MiB", mib(p)))
     });
     row(w, "kube-apiserver CPU s per 1,000 lifecycles", &|r| {
         Some(per_k(r.lifecycle_cpu(|s| Some(s.apiserver)), n))
@@ -529,16 +602,7 @@ fn side_by_side(
     row(
         w,
         "idle: AWS calls, controller writes (batchevaluations, events)",
-        &|r| {
-            (!is_base(r)).then(|| {
-                let api = r.idle_api();
-                format!(
-                    "{}, {:.0}",
-                    r.idle_aws().total(),
-                    api.writes(BE) + api.writes("events")
-                )
-            })
-        },
+        &|r| (!is_base(r)).then(|| calls_and_writes(r.idle_aws().total(), &r.idle_api())),
     );
     row(w, "idle: controller CPU", &|r| {
         (!is_base(r)).then(|| {
@@ -548,6 +612,128 @@ fn side_by_side(
             )
         })
     });
+    row(w, "restart: time until ready", &|r| {
+        r.restart
+            .as_ref()
+            .map(|x| format!("{:.2} s", x.until_ready.as_secs_f64()))
+    });
+    row(
+        w,
+        "restart: AWS calls, controller writes (batchevaluations, events)",
+        &|r| {
+            r.restart
+                .as_ref()
+                .map(|_| calls_and_writes(r.restart_aws().total(), &r.restart_api()))
+        },
+    );
+}
+
+/// The controller restarted with N terminal objects: what it cost until it settled.
+fn restart_section(w: &mut String, settings: &Settings, op: &RunResult, peer: Option<&RunResult>) {
+    let n = settings.objects;
+    let _ = writeln!(w, "\n### Restart: {n} terminal objects\n");
+    let _ = writeln!(
+        w,
+        "After the idle window the controller gets SIGTERM and is started again with the same options. Counted from the SIGTERM until {} after the restarted process logged its ready line (operator: `watch cache synced`, peer: `Starting workers`).\n",
+        fmt_d(settings.restart_settle)
+    );
+    let _ = writeln!(w, "| figure | operator | peer | target | |");
+    let _ = writeln!(w, "|---|---:|---:|---:|---|");
+    let cell = |r: Option<&RunResult>, f: &dyn Fn(&RunResult) -> Option<String>| {
+        r.and_then(f).unwrap_or_else(|| "–".into())
+    };
+    let row = |w: &mut String,
+               what: &str,
+               f: &dyn Fn(&RunResult) -> Option<String>,
+               target: &str,
+               verdict: &str| {
+        let _ = writeln!(
+            w,
+            "| {what} | {} | {} | {target} | {verdict} |",
+            cell(Some(op), f),
+            cell(peer, f)
+        );
+    };
+    let aws = op.restart_aws().total();
+    let writes = controller_writes(&op.restart_api());
+    row(
+        w,
+        "AWS calls",
+        &|r| Some(r.restart_aws().total().to_string()),
+        "0",
+        met(aws == 0),
+    );
+    row(
+        w,
+        "controller's Kubernetes writes (batchevaluations, events)",
+        &|r| Some(format!("{:.0}", controller_writes(&r.restart_api()))),
+        "0",
+        met(writes == 0.0),
+    );
+    row(
+        w,
+        "time until ready after a restart (start → ready line)",
+        &|r| {
+            r.restart
+                .as_ref()
+                .map(|x| format!("{:.2} s", x.until_ready.as_secs_f64()))
+        },
+        "",
+        "",
+    );
+    row(
+        w,
+        "shutdown (SIGTERM → exit)",
+        &|r| {
+            r.restart
+                .as_ref()
+                .map(|x| format!("{:.2} s, {}", x.stop.as_secs_f64(), x.exit))
+        },
+        "",
+        "",
+    );
+    row(
+        w,
+        "restarted controller CPU (start → end of window)",
+        &|r| {
+            r.restarted()
+                .map(|p| format!("{:.2} s", p.cpu.as_secs_f64()))
+        },
+        "",
+        "",
+    );
+    row(
+        w,
+        "restarted controller RSS at the end of the window",
+        &|r| r.restarted().map(|p| format!("{:.1} MiB", mib(p.rss_kib))),
+        "",
+        "",
+    );
+    row(
+        w,
+        "all API writes, incl. kube-apiserver's own",
+        &|r| Some(format!("{:.0}", r.restart_api().all_writes())),
+        "",
+        "",
+    );
+    let _ = writeln!(
+        w,
+        "\nThe restarted operator's reconciles by outcome reason: {}.",
+        nonzero_list(op.restart_metric_by("agentcore_operator_reconciles_total", "reason"))
+    );
+    if aws > 0 || writes > 0.0 {
+        let _ = writeln!(w, "Operator in the restart window: {}.", restart_detail(op));
+    }
+    if let Some(peer) = peer {
+        let _ = writeln!(
+            w,
+            "The restarted peer's reconciles by result: {}.",
+            nonzero_list(peer.restart_metric_by("controller_runtime_reconcile_total", "result"))
+        );
+        if peer.restart_aws().total() > 0 || controller_writes(&peer.restart_api()) > 0.0 {
+            let _ = writeln!(w, "Peer in the restart window: {}.", restart_detail(peer));
+        }
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -582,4 +768,139 @@ pub fn write_csv(path: &Path, settings: &Settings, runs: &[&RunResult]) -> anyho
     }
     std::fs::write(path, csv)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::{
+        counters::{AwsCalls, Snapshot},
+        runs::{Restart, test_run},
+    };
+
+    fn settings() -> Settings {
+        Settings {
+            mode: "quick",
+            objects: 200,
+            concurrency: 16,
+            idle: Duration::from_secs(10),
+            restart_settle: Duration::from_secs(15),
+            job_duration: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(1),
+            delete_duration: Duration::from_millis(500),
+            operator_bin: PathBuf::new(),
+            peer_bin: None,
+            out_dir: PathBuf::new(),
+            phase_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn header() -> Header {
+        Header {
+            command: "agentcore-bench".into(),
+            date: "today".into(),
+            machine: "here".into(),
+            load_before: "0".into(),
+            load_after: "0".into(),
+        }
+    }
+
+    /// A controller snapshot with `cpu_ms` of CPU, 30 MiB peak RSS, and `gets` Gets and
+    /// `patches` status patches so far.
+    fn snapshot(cpu_ms: u64, gets: u64, patches: f64) -> Snapshot {
+        let mut snapshot = Snapshot {
+            operator: Some(ProcSample {
+                cpu: Duration::from_millis(cpu_ms),
+                peak_rss_kib: 30 * 1024,
+                rss_kib: 20 * 1024,
+            }),
+            aws: AwsCalls([("GetBatchEvaluation".to_owned(), gets)].into()),
+            ..Snapshot::default()
+        };
+        snapshot
+            .api
+            .0
+            .insert(("PATCH".into(), BE.into(), "status".into()), patches);
+        snapshot
+    }
+
+    /// A controller run of 200 lifecycles whose restart window saw `gets` Gets and `patches`
+    /// status writes; 0.3 s of CPU over the lifecycles (1.5 s per 1,000).
+    fn controller_run(label: &'static str, gets: u64, patches: f64) -> RunResult {
+        test_run(
+            label,
+            [
+                snapshot(0, 0, 0.0),
+                snapshot(200, 600, 600.0),
+                snapshot(200, 600, 600.0),
+                snapshot(50, 600 + gets, 600.0 + patches),
+                snapshot(150, 1_000 + gets, 1_000.0 + patches),
+            ],
+            Some(Restart {
+                stop: Duration::from_millis(40),
+                exit: "exit status: 0".into(),
+                until_ready: Duration::from_millis(310),
+            }),
+        )
+    }
+
+    fn baseline() -> RunResult {
+        let s = Snapshot::default;
+        test_run("baseline", [s(), s(), s(), s(), s()], None)
+    }
+
+    #[test]
+    fn a_quiet_restart_meets_its_targets() {
+        let op = controller_run("operator", 0, 0.0);
+        let peer = controller_run("peer", 0, 0.0);
+        let text = render(&header(), &settings(), &op, Some(&peer), &baseline());
+        assert!(text.contains("| restart: time until ready | 0.31 s | 0.31 s | – |"));
+        assert!(text.contains(
+            "| restart: AWS calls, controller writes (batchevaluations, events) | 0, 0 | 0, 0 | – |"
+        ));
+        assert!(text.contains("### Restart: 200 terminal objects"));
+        assert!(text.contains("| AWS calls | 0 | 0 | 0 | **met** |"));
+        assert!(text.contains("| 0 AWS calls after a restart | 0 | **met** |"));
+        assert!(text.contains("| 0 writes after a restart | 0 | **met** |"));
+        assert!(text.contains("| shutdown (SIGTERM → exit) | 0.04 s, exit status: 0 |"));
+        assert!(!text.contains("Operator in the restart window"));
+        // 0.3 s over 200 lifecycles.
+        assert!(text.contains("| operator CPU ≤ 2.0 s per 1,000 lifecycles | 1.50 | **met** |"));
+        assert!(text.contains("≤ 1.25"));
+        assert!(text.contains(
+            "| operator peak RSS ≤ 40 MiB at 10,000 objects | 30.0 MiB at 200 | not measured at 10,000 in this mode |"
+        ));
+    }
+
+    #[test]
+    fn calls_and_writes_after_a_restart_are_missed_and_listed() {
+        let op = controller_run("operator", 200, 3.0);
+        let text = render(&header(), &settings(), &op, None, &baseline());
+        assert!(text.contains(
+            "| restart: AWS calls, controller writes (batchevaluations, events) | 200, 3 | – | – |"
+        ));
+        assert!(text.contains("| 0 AWS calls after a restart | 200 | **missed** |"));
+        assert!(text.contains("| 0 writes after a restart | 3 | **missed** |"));
+        assert!(text.contains(
+            "Operator in the restart window: AWS calls: GetBatchEvaluation 200; writes: PATCH batchevaluations/status 3."
+        ));
+        // The restart window is neither lifecycle nor idle.
+        assert!(text.contains("| 0 AWS calls while idle | 0 | **met** |"));
+        assert!(text.contains("| **total** | 5.00 | – | 5 | |"));
+    }
+
+    #[test]
+    fn lists_only_nonzero_counters() {
+        assert_eq!(nonzero_list([("a".to_owned(), 0.0)]), "none");
+        assert_eq!(
+            nonzero_list([
+                ("a".to_owned(), 2.0),
+                ("b".to_owned(), 0.0),
+                ("c".to_owned(), 0.5)
+            ]),
+            "a 2, c 0.5"
+        );
+    }
 }
