@@ -55,7 +55,7 @@ fn served_families() -> BTreeSet<String> {
         scores: vec![("Builtin.Helpfulness".into(), 0.5)],
         passed: Some(true),
     };
-    metrics.set_object("ns", "name", None, Some(&object));
+    metrics.set_object("ns", "name", Some(object));
     metrics.set_leader(true);
     metrics.set_queue_depth("us-west-2", None, 1);
     metrics.schedules.count(
