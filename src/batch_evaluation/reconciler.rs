@@ -197,6 +197,7 @@ async fn reconcile_object(
         ctx,
         obj: &obj,
         snapshot: &snapshot,
+        finalized: OnceLock::new(),
     };
     let driven = drive(snapshot.view.clone(), &effects).await?;
     let now = Timestamp::now();
@@ -281,6 +282,8 @@ struct LiveEffects<'a> {
     ctx: &'a Context,
     obj: &'a BatchEvaluation,
     snapshot: &'a Snapshot,
+    /// The object as the finalizer patch returned it, when this reconcile added the finalizer.
+    finalized: OnceLock<BatchEvaluation>,
 }
 
 impl LiveEffects<'_> {
@@ -297,7 +300,9 @@ impl LiveEffects<'_> {
 impl Effects for LiveEffects<'_> {
     async fn add_finalizer(&self) -> Result<(), Error> {
         let api = Api::namespaced(self.ctx.client.clone(), &self.snapshot.namespace);
-        add_finalizer(&api, self.obj).await
+        let written = add_finalizer(&api, self.obj).await?;
+        let _ = self.finalized.set(written);
+        Ok(())
     }
 
     async fn get(&self, id: &str) -> Result<Option<RemoteJob>, Error> {
@@ -313,10 +318,15 @@ impl Effects for LiveEffects<'_> {
 
     async fn start(&self) -> Result<RemoteJob, Error> {
         let token = naming::client_token(&self.snapshot.uid)?;
+        // The cache keeps no more of the spec than decisions read (see
+        // `controller::trim_for_cache`): a Start sends the spec of an object read from the API
+        // server, either fresh before this reconcile (`needs_fresh_read`) or as the finalizer
+        // patch just before it returned it.
+        let spec = self.finalized.get().map_or(&self.obj.spec, |obj| &obj.spec);
         let request = StartRequest {
             name: &self.snapshot.remote_name,
             client_token: &token,
-            spec: &self.obj.spec,
+            spec,
         };
         self.ctx.aws.start(&self.scope(), request).await
     }
@@ -355,8 +365,11 @@ async fn publish(ctx: &Context, obj: &BatchEvaluation, events: Vec<kube::runtime
 }
 
 /// Adds the finalizer with a JSON Patch whose `test` makes a concurrent change fail instead of
-/// being overwritten.
-async fn add_finalizer(api: &Api<BatchEvaluation>, obj: &BatchEvaluation) -> Result<(), Error> {
+/// being overwritten. Returns the object as the API server stored it.
+async fn add_finalizer(
+    api: &Api<BatchEvaluation>,
+    obj: &BatchEvaluation,
+) -> Result<BatchEvaluation, Error> {
     let patch = if obj.meta().finalizers.is_none() {
         json!([
             { "op": "test", "path": "/metadata/finalizers", "value": null },
@@ -383,7 +396,7 @@ async fn remove_finalizer(api: &Api<BatchEvaluation>, obj: &BatchEvaluation) -> 
     match json_patch(api, &obj.name_any(), patch).await {
         // Already gone: another reconcile or a person removed it.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        other => other,
+        other => other.map(drop),
     }
 }
 
@@ -391,12 +404,12 @@ async fn json_patch(
     api: &Api<BatchEvaluation>,
     name: &str,
     patch: serde_json::Value,
-) -> Result<(), Error> {
+) -> Result<BatchEvaluation, Error> {
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(|e| Error::InvalidObject(e.to_string()))?;
-    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await?;
-    Ok(())
+    Ok(api
+        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await?)
 }
 
 /// Replaces the whole status in one JSON Patch `add`: fields that disappeared are removed
