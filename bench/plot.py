@@ -1,4 +1,4 @@
-"""Completed lifecycles over time, operator against baseline, from agentcore-bench's CSV.
+"""Completed lifecycles over time, operator against peer and baseline, from agentcore-bench's CSV.
 
 Left: objects Ready after the first create. Right: objects gone after the first delete.
 """
@@ -32,19 +32,21 @@ def load(path):
 
 def main(csv_path, png_path):
     title, series = load(csv_path)
-    colours = {"operator": "tab:blue", "baseline": "tab:orange"}
+    colours = {"operator": "tab:blue", "peer": "tab:green", "baseline": "tab:orange"}
     fig, (ready, gone) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for run in ("operator", "baseline"):
+    for run in ("operator", "peer", "baseline"):
         colour = colours[run]
         if (run, "started") in series and run == "operator":
             xs, ys = series[(run, "started")]
             ready.step(xs, ys, where="post", color=colour, linestyle=":", label="operator: job started")
         if (run, "ready") in series:
             xs, ys = series[(run, "ready")]
-            ready.step(xs, ys, where="post", color=colour, label=f"{run}: Ready")
+            label = "peer (controller-runtime)" if run == "peer" else run
+            ready.step(xs, ys, where="post", color=colour, label=f"{label}: Ready")
         if (run, "gone") in series:
             xs, ys = series[(run, "gone")]
-            gone.step(xs, ys, where="post", color=colour, label=f"{run}: gone")
+            label = "peer (controller-runtime)" if run == "peer" else run
+            gone.step(xs, ys, where="post", color=colour, label=f"{label}: gone")
     ready.set_title("create all → Ready")
     gone.set_title("delete all → gone (lifecycle complete)")
     ready.set_xlabel("seconds after the first create")
