@@ -150,8 +150,8 @@ mod tests {
         let now = jiff::Timestamp::from_second(1_800_000_000).expect("timestamp");
         let mut compared = 0;
         for example in examples {
-            for document in serde_saphyr::from_multiple::<serde_json::Value>(example)
-                .expect("example YAML")
+            for document in
+                serde_saphyr::from_multiple::<serde_json::Value>(example).expect("example YAML")
             {
                 if document["kind"] != "BatchEvaluation" {
                     continue;
