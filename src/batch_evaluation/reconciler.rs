@@ -248,17 +248,19 @@ async fn apply(
             .set_object(&snapshot.namespace, &snapshot.name, Some(metrics));
     }
     publish(ctx, obj, outcome.events).await;
+    if remove_series {
+        // The object's series go before its finalizer: once the finalizer is off, the object
+        // can vanish and `kubectl delete` return before this task resumes, and a scrape right
+        // after must not show it. A release that fails is retried and removes them again.
+        ctx.metrics
+            .set_object(&snapshot.namespace, &snapshot.name, None);
+    }
     if let Some(release) = outcome.release {
         info!(
             reason = Reason::from(release).as_str(),
             "releasing finalizer"
         );
         remove_finalizer(&api, obj).await?;
-    }
-    if remove_series {
-        // Released: the object's series go with it.
-        ctx.metrics
-            .set_object(&snapshot.namespace, &snapshot.name, None);
     }
     let action = match outcome.requeue {
         Requeue::Backoff(kind) => {
