@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
+use agentcore_testenv::wait_until_ok;
+use anyhow::{Context as _, bail, ensure};
 use support::{
     Env, EnvOptions,
     cluster::Cluster,
@@ -185,7 +186,23 @@ async fn the_quality_gate() -> anyhow::Result<()> {
         })
         .await?;
     ensure!(cond_reason(&passed, "Passed") == "CriteriaMet", "{passed}");
-    let metrics = scrape(env.metrics_port).await?;
+    // The metrics follow the status write, but a scrape may still come between the two.
+    let metrics = wait_until_ok(
+        "the verdict metric follows the status",
+        LONG,
+        Duration::from_millis(100),
+        || async {
+            let text = scrape(env.metrics_port).await?;
+            if text
+                .contains(r#"agentcore_operator_evaluation_passed{namespace="gate",name="bad"} 1"#)
+            {
+                Ok(text)
+            } else {
+                bail!("not yet")
+            }
+        },
+    )
+    .await?;
     ensure!(
         aws_operations(&metrics) == before,
         "judging again called AWS: {before} → {}",
