@@ -16,7 +16,7 @@ use support::{
     Env, EnvOptions, RELEASE,
     faults::runs,
     free_port, helm_template, manifest,
-    metrics::{aws_operations, scrape},
+    metrics::{aws_operations, scrape, scrape_until},
     object::status_str,
     repo_path, start_operator,
 };
@@ -552,21 +552,14 @@ async fn health_and_metrics_endpoints() -> anyhow::Result<()> {
         let body = response.text().await?;
         ensure!(status.is_success(), "{path}: {status}: {body}");
     }
-    let metrics = wait_until_ok(
+    let metrics = scrape_until(
+        port,
         "score metrics",
         LONG,
-        Duration::from_millis(250),
-        || async {
-            let text = scrape(port).await?;
-            // Metrics follow the status, but a scrape may still come between the two.
-            if text.contains(r#"agentcore_operator_objects{remote_status="COMPLETED"} 1"#)
-                && text.contains("agentcore_operator_evaluation_passed{")
-            {
-                Ok(text)
-            } else {
-                bail!("not yet")
-            }
-        },
+        &[
+            r#"agentcore_operator_objects{remote_status="COMPLETED"} 1"#,
+            "agentcore_operator_evaluation_passed{",
+        ],
     )
     .await?;
     for needle in [

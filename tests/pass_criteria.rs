@@ -8,13 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use agentcore_testenv::wait_until_ok;
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use support::{
     Env, EnvOptions,
     cluster::Cluster,
     manifest,
-    metrics::{aws_operations, scrape},
+    metrics::{aws_operations, scrape, scrape_until},
     object::{cond_message, cond_reason, cond_status, condition},
 };
 
@@ -186,21 +185,11 @@ async fn the_quality_gate() -> anyhow::Result<()> {
         })
         .await?;
     ensure!(cond_reason(&passed, "Passed") == "CriteriaMet", "{passed}");
-    // The metrics follow the status write, but a scrape may still come between the two.
-    let metrics = wait_until_ok(
-        "the verdict metric follows the status",
+    let metrics = scrape_until(
+        env.metrics_port,
+        "the verdict metric to follow the status",
         LONG,
-        Duration::from_millis(100),
-        || async {
-            let text = scrape(env.metrics_port).await?;
-            if text
-                .contains(r#"agentcore_operator_evaluation_passed{namespace="gate",name="bad"} 1"#)
-            {
-                Ok(text)
-            } else {
-                bail!("not yet")
-            }
-        },
+        &[r#"agentcore_operator_evaluation_passed{namespace="gate",name="bad"} 1"#],
     )
     .await?;
     ensure!(

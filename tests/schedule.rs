@@ -339,13 +339,15 @@ async fn runs_history_suspend_run_now(env: &Env) -> anyhow::Result<()> {
 
     // Metrics: runs counted, the last verdict exported; gone with the schedule.
     let series = format!("namespace=\"{ns}\",schedule=\"nightly\"");
-    let text = support::metrics::scrape(env.metrics_port).await?;
-    ensure!(
-        text.contains(&format!(
+    let text = support::metrics::scrape_until(
+        env.metrics_port,
+        "the last verdict 1",
+        LONG,
+        &[&format!(
             "agentcore_operator_schedule_last_run_passed{{{series}}} 1"
-        )),
-        "last verdict exported: {text}"
-    );
+        )],
+    )
+    .await?;
     ensure!(
         text.lines().any(|l| l.starts_with(&format!(
             "agentcore_operator_schedule_runs_total{{{series},outcome=\"succeeded\"}}"
@@ -602,18 +604,15 @@ async fn verdicts_and_garbage_collection(env: &Env) -> anyhow::Result<()> {
         "no run met the criteria: {sched}"
     );
     let series = format!("namespace=\"{ns}\",schedule=\"gated\"");
-    wait_until_ok("the last verdict 0", LONG, POLL, || async {
-        let text = support::metrics::scrape(env.metrics_port).await?;
-        if text.contains(&format!(
-            "agentcore_operator_schedule_last_run_passed{{{series}}} 0"
-        )) && text.contains(&format!(
-            "agentcore_operator_schedule_last_run_score{{{series}}} 0.42"
-        )) {
-            Ok(())
-        } else {
-            bail!("not yet")
-        }
-    })
+    support::metrics::scrape_until(
+        env.metrics_port,
+        "the last verdict 0",
+        LONG,
+        &[
+            &format!("agentcore_operator_schedule_last_run_passed{{{series}}} 0"),
+            &format!("agentcore_operator_schedule_last_run_score{{{series}}} 0.42"),
+        ],
+    )
     .await?;
     println!(
         "--- kubectl get bevalsched -n {ns}\n{}",

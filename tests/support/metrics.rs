@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use agentcore_testenv::wait_until_ok;
+use anyhow::bail;
+
 /// One scrape of the /metrics of the operator whose metrics port is `port`.
 pub async fn scrape(port: u16) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
@@ -10,6 +13,26 @@ pub async fn scrape(port: u16) -> anyhow::Result<String> {
         .send()
         .await?;
     Ok(response.error_for_status()?.text().await?)
+}
+
+/// Scrapes until every needle is in the text, and returns that text. The operator exports an
+/// object's metrics right after writing its status, so a scrape that follows a status wait can
+/// still come between the two.
+pub async fn scrape_until(
+    port: u16,
+    what: &str,
+    timeout: Duration,
+    needles: &[&str],
+) -> anyhow::Result<String> {
+    let text = wait_until_ok(what, timeout, Duration::from_millis(100), || async {
+        let text = scrape(port).await?;
+        match needles.iter().find(|needle| !text.contains(**needle)) {
+            Some(missing) => bail!("no {missing}"),
+            None => Ok(text),
+        }
+    })
+    .await?;
+    Ok(text)
 }
 
 /// Sum of `agentcore_operator_aws_requests_total` samples: every AWS operation the operator
