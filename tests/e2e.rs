@@ -6,11 +6,13 @@ mod support;
 use std::time::Duration;
 
 use agentcore_emulator::{ErrorCode, Operation, Target};
-use anyhow::{Context as _, ensure};
+use agentcore_testenv::wait_until_ok;
+use anyhow::{Context as _, bail, ensure};
 use support::{
     Env, EnvOptions,
     faults::{error_rate, reject_every_start, runs, stops_in},
     manifest,
+    metrics::{scrape, scrape_until},
     object::{cond_message, condition_is, deleting, status_str, uid},
 };
 
@@ -458,16 +460,57 @@ async fn remote_rejections_and_the_escape_hatch() -> anyhow::Result<()> {
     // Deletion while AWS denies access: finalizer kept, condition + warning, then force-release.
     env.emulator.clear_faults();
     let name = env.start_running(ns, "denied", &[runs("120s")]).await?;
+    env.start_running(ns, "stripped", &[runs("120s")]).await?;
     env.emulator.set_faults(&error_rate(
         Target::All,
         1.0,
         ErrorCode::AccessDeniedException,
     ))?;
-    env.kubectl(&["delete", "beval", "denied", "-n", ns, "--wait=false"])
+    for held in ["denied", "stripped"] {
+        env.kubectl(&["delete", "beval", held, "-n", ns, "--wait=false"])
+            .await?;
+        env.wait_for(ns, held, "AccessDenied during deletion", LONG, |o| {
+            condition_is(o, "Stalled", "True", "AccessDenied")
+        })
         .await?;
-    env.wait_for(ns, "denied", "AccessDenied during deletion", LONG, |o| {
-        condition_is(o, "Stalled", "True", "AccessDenied")
-    })
+    }
+
+    // A finalizer removed by hand (what the escape hatch spares users) releases an object
+    // without the operator: its series go with it all the same.
+    let stripped = format!(r#"namespace="{ns}",name="stripped""#);
+    scrape_until(
+        env.metrics_port,
+        "the held deletion's age",
+        LONG,
+        &[&format!(
+            "agentcore_operator_deleting_object_age_seconds{{{stripped}}}"
+        )],
+    )
+    .await?;
+    env.kubectl(&[
+        "patch",
+        "beval",
+        "stripped",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await?;
+    env.wait_gone(ns, "stripped", LONG).await?;
+    wait_until_ok(
+        "the stripped object's series to go",
+        LONG,
+        Duration::from_millis(200),
+        || async {
+            let text = scrape(env.metrics_port).await?;
+            match text.lines().find(|l| l.contains(&stripped)) {
+                Some(line) => bail!("still exported: {line}"),
+                None => Ok(()),
+            }
+        },
+    )
     .await?;
     let describe = env
         .kubectl(&["describe", "beval", "denied", "-n", ns])

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
@@ -63,8 +63,15 @@ pub async fn run(
             }
         }
     });
+    let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        // A deleted object's series go with it, however its finalizer came off.
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(obj) = event {
+                forget.forget(obj);
+            }
+        })
         .modify(trim_for_cache)
         .reflect(writer)
         .applied_objects()

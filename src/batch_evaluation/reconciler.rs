@@ -118,6 +118,17 @@ impl Context {
         let _ = self.cache.set(store);
     }
 
+    /// Forgets an object the API server no longer has: its metric series and its backoff count.
+    /// The operator's own release removes them first; this covers an object released without
+    /// it (a finalizer removed by hand, another controller's).
+    pub fn forget(&self, obj: &BatchEvaluation) {
+        self.metrics
+            .set_object(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
+        if let Some(uid) = obj.uid() {
+            self.clear_failures(&uid);
+        }
+    }
+
     fn next_failure(&self, uid: &str) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let n = failures.entry(uid.to_owned()).or_insert(0);
@@ -242,19 +253,21 @@ async fn apply(
     if let Some(status) = &outcome.status {
         patch_status(&api, &snapshot.name, status).await?;
     }
-    let remove_series = outcome.metrics == MetricsUpdate::Remove;
-    if let MetricsUpdate::Set(metrics) = outcome.metrics {
-        ctx.metrics
-            .set_object(&snapshot.namespace, &snapshot.name, Some(metrics));
+    // The series follow the status at once; a released object's go before its finalizer, since
+    // once that is off the object can vanish and `kubectl delete` return before this task
+    // resumes. A release that fails is retried and removes them again.
+    match outcome.metrics {
+        MetricsUpdate::Set(metrics) => {
+            ctx.metrics
+                .set_object(&snapshot.namespace, &snapshot.name, Some(metrics));
+        }
+        MetricsUpdate::Remove => {
+            ctx.metrics
+                .set_object(&snapshot.namespace, &snapshot.name, None);
+        }
+        MetricsUpdate::Keep => {}
     }
     publish(ctx, obj, outcome.events).await;
-    if remove_series {
-        // The object's series go before its finalizer: once the finalizer is off, the object
-        // can vanish and `kubectl delete` return before this task resumes, and a scrape right
-        // after must not show it. A release that fails is retried and removes them again.
-        ctx.metrics
-            .set_object(&snapshot.namespace, &snapshot.name, None);
-    }
     if let Some(release) = outcome.release {
         info!(
             reason = Reason::from(release).as_str(),
