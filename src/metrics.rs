@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use jiff::Timestamp;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
@@ -148,7 +149,9 @@ impl Default for Metrics {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObjectMetrics {
     pub remote_status: Option<String>,
-    pub deleting_since: Option<Duration>,
+    /// When deletion was requested: the age is taken at each scrape, so it keeps growing while
+    /// a held deletion waits between reconciles (backoff up to minutes).
+    pub deleting_since: Option<Timestamp>,
     /// (evaluator label, average score)
     pub scores: Vec<(String, f64)>,
     /// The quality gate's verdict: `None` while the job runs or without pass criteria.
@@ -173,10 +176,12 @@ impl Collector for PerObject {
             None,
             MetricType::Gauge,
         )?;
+        let now = Timestamp::now();
         for ((namespace, name), m) in objects.iter() {
-            if let Some(age) = m.deleting_since {
+            if let Some(since) = m.deleting_since {
                 let labels = [("namespace", namespace.as_str()), ("name", name.as_str())];
-                ConstGauge::new(age.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+                let age = now.duration_since(since).as_secs_f64().max(0.0);
+                ConstGauge::new(age).encode(family.encode_family(&labels)?)?;
             }
         }
         let mut family = encoder.encode_descriptor(
@@ -338,6 +343,29 @@ mod tests {
             !text.contains("agentcore_operator_evaluation_passed{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_held_deletion_ages_between_reconciles() {
+        let metrics = Metrics::default();
+        let requested = Timestamp::now() - jiff::SignedDuration::from_secs(600);
+        let deleting = ObjectMetrics {
+            deleting_since: Some(requested),
+            ..ObjectMetrics::default()
+        };
+        metrics.set_object("ns", "held", Some(deleting));
+        let text = metrics.render();
+        let age: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"agentcore_operator_deleting_object_age_seconds{namespace="ns",name="held"} "#,
+                )
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no age in {text}"));
+        // Taken at the scrape, not when the object was last reconciled.
+        assert!((600.0..660.0).contains(&age), "{age}");
     }
 
     #[test]

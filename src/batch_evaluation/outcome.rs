@@ -147,7 +147,6 @@ pub fn outcome(
             snapshot,
             &desired.status,
             desired.gate.as_ref(),
-            now,
         )),
         release: None,
         requeue,
@@ -359,11 +358,7 @@ fn object_metrics(
     snapshot: &Snapshot,
     status: &BatchEvaluationStatus,
     gate: Option<&Gate>,
-    now: Timestamp,
 ) -> ObjectMetrics {
-    let deleting_since = snapshot
-        .deleting_since
-        .map(|since| Duration::try_from(now.duration_since(since)).unwrap_or_default());
     let scores = status
         .results
         .iter()
@@ -380,7 +375,7 @@ fn object_metrics(
         .collect();
     ObjectMetrics {
         remote_status: status.remote_status.clone(),
-        deleting_since,
+        deleting_since: snapshot.deleting_since,
         scores,
         passed: match gate {
             Some(Gate::Met) => Some(true),
