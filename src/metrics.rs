@@ -158,6 +158,15 @@ pub struct ObjectMetrics {
     pub passed: Option<bool>,
 }
 
+impl ObjectMetrics {
+    /// The object's series of `agentcore_operator_objects`.
+    fn status_labels(&self) -> StatusLabels {
+        StatusLabels {
+            remote_status: self.remote_status.clone().unwrap_or_else(|| "NONE".into()),
+        }
+    }
+}
+
 /// The per-object series, kept as one entry per object and written out when scraped. As
 /// metric families they cost a labelled series per object and evaluator, plus the record of
 /// what each object had exported (to remove it again): about 720 bytes per object, against
@@ -271,21 +280,34 @@ impl Metrics {
         if before == now.as_ref() {
             return;
         }
-        let status_label = |m: &ObjectMetrics| StatusLabels {
-            remote_status: m.remote_status.clone().unwrap_or_else(|| "NONE".into()),
-        };
         if let Some(before) = before {
-            self.objects.get_or_create(&status_label(before)).dec();
+            self.objects.get_or_create(&before.status_labels()).dec();
         }
         match now {
             Some(now) => {
-                self.objects.get_or_create(&status_label(&now)).inc();
+                self.objects.get_or_create(&now.status_labels()).inc();
                 objects.insert(key, now);
             }
             None => {
                 objects.remove(&key);
             }
         }
+    }
+
+    /// Removes the series of every object `present` says is gone.
+    pub fn retain_objects(&self, present: impl Fn(&str, &str) -> bool) {
+        let mut objects = self
+            .per_object
+            .objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        objects.retain(|(namespace, name), m| {
+            let keep = present(namespace, name);
+            if !keep {
+                self.objects.get_or_create(&m.status_labels()).dec();
+            }
+            keep
+        });
     }
 
     /// Records whether this replica leads.
@@ -343,6 +365,27 @@ mod tests {
             !text.contains("agentcore_operator_evaluation_passed{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn objects_gone_in_a_watch_gap_are_removed() {
+        let metrics = Metrics::default();
+        for name in ["kept", "gone"] {
+            let object = ObjectMetrics {
+                remote_status: Some("COMPLETED".into()),
+                passed: Some(true),
+                ..ObjectMetrics::default()
+            };
+            metrics.set_object("ns", name, Some(object));
+        }
+        metrics.retain_objects(|namespace, name| namespace == "ns" && name == "kept");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"agentcore_operator_objects{remote_status="COMPLETED"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"name="kept""#), "{text}");
+        assert!(!text.contains(r#"name="gone""#), "{text}");
     }
 
     #[test]

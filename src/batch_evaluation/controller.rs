@@ -63,7 +63,7 @@ pub async fn run(
             }
         }
     });
-    let forget = ctx.clone();
+    let (forget, prune) = (ctx.clone(), ctx.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         // A deleted object's series go with it, however its finalizer came off.
@@ -74,6 +74,13 @@ pub async fn run(
         })
         .modify(trim_for_cache)
         .reflect(writer)
+        // A watch that expired resumes with a fresh list and no Delete for what went in
+        // between: once the cache holds the new list, what it lacks is forgotten.
+        .inspect_ok(move |event| {
+            if let watcher::Event::InitDone = event {
+                prune.forget_missing();
+            }
+        })
         .applied_objects()
         .predicate_filter(relevant_change, Default::default());
 

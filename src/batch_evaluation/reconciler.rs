@@ -10,7 +10,7 @@
 //! This is the only place where Kubernetes and AWS calls happen for one object.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
@@ -127,6 +127,22 @@ impl Context {
         if let Some(uid) = obj.uid() {
             self.clear_failures(&uid);
         }
+    }
+
+    /// Forgets every object the controller's cache no longer has. A watch that expired is
+    /// resumed with a fresh list, which sends no Delete for what was deleted in between.
+    pub fn forget_missing(&self) {
+        let Some(cache) = self.cache.get() else {
+            return;
+        };
+        self.metrics.retain_objects(|namespace, name| {
+            cache.get(&ObjectRef::new(name).within(namespace)).is_some()
+        });
+        let present: HashSet<String> = cache.state().iter().filter_map(|o| o.uid()).collect();
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|uid, _| present.contains(uid));
     }
 
     fn next_failure(&self, uid: &str) -> u32 {
