@@ -63,23 +63,18 @@ pub async fn run(
             }
         }
     });
-    let (forget, prune) = (ctx.clone(), ctx.clone());
+    let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        // A deleted object's series go with it, however its finalizer came off.
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(obj) = event {
-                forget.forget(obj);
-            }
-        })
         .modify(trim_for_cache)
         .reflect(writer)
-        // A watch that expired resumes with a fresh list and no Delete for what went in
-        // between: once the cache holds the new list, what it lacks is forgotten.
-        .inspect_ok(move |event| {
-            if let watcher::Event::InitDone = event {
-                prune.forget_missing();
-            }
+        // A deleted object's series go with it, however its finalizer came off. A watch that
+        // expired resumes with a fresh list and no Delete for what went in between: once the
+        // cache holds the new list, what it lacks is forgotten.
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(obj) => forget.forget(obj),
+            watcher::Event::InitDone => forget.forget_missing(),
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(relevant_change, Default::default());

@@ -138,11 +138,13 @@ impl Context {
         self.metrics.retain_objects(|namespace, name| {
             cache.get(&ObjectRef::new(name).within(namespace)).is_some()
         });
-        let present: HashSet<String> = cache.state().iter().filter_map(|o| o.uid()).collect();
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|uid, _| present.contains(uid));
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        // Usually empty (always at start-up, when the first list is done): then the whole cache
+        // is not walked.
+        if !failures.is_empty() {
+            let present: HashSet<String> = cache.state().iter().filter_map(|o| o.uid()).collect();
+            failures.retain(|uid, _| present.contains(uid));
+        }
     }
 
     fn next_failure(&self, uid: &str) -> u32 {
