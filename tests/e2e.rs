@@ -6,13 +6,12 @@ mod support;
 use std::time::Duration;
 
 use agentcore_emulator::{ErrorCode, Operation, Target};
-use agentcore_testenv::wait_until_ok;
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use support::{
     Env, EnvOptions,
     faults::{error_rate, reject_every_start, runs, stops_in},
     manifest,
-    metrics::{scrape, scrape_until},
+    metrics::{scrape_until, scrape_until_gone},
     object::{cond_message, condition_is, deleting, status_str, uid},
 };
 
@@ -499,17 +498,11 @@ async fn remote_rejections_and_the_escape_hatch() -> anyhow::Result<()> {
     ])
     .await?;
     env.wait_gone(ns, "stripped", LONG).await?;
-    wait_until_ok(
+    scrape_until_gone(
+        env.metrics_port,
         "the stripped object's series to go",
         LONG,
-        Duration::from_millis(200),
-        || async {
-            let text = scrape(env.metrics_port).await?;
-            match text.lines().find(|l| l.contains(&stripped)) {
-                Some(line) => bail!("still exported: {line}"),
-                None => Ok(()),
-            }
-        },
+        &stripped,
     )
     .await?;
     let describe = env

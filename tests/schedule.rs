@@ -373,13 +373,12 @@ async fn runs_history_suspend_run_now(env: &Env) -> anyhow::Result<()> {
     );
     env.kubectl(&["delete", "bevalsched", "nightly", "-n", ns])
         .await?;
-    wait_until_ok("the schedule's gauges to go", LONG, POLL, || async {
-        let text = support::metrics::scrape(env.metrics_port).await?;
-        if text.contains(&series) {
-            bail!("still exported: {series}")
-        }
-        Ok(())
-    })
+    support::metrics::scrape_until_gone(
+        env.metrics_port,
+        "the schedule's gauges to go",
+        LONG,
+        &series,
+    )
     .await?;
     Ok(())
 }

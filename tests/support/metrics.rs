@@ -35,6 +35,24 @@ pub async fn scrape_until(
     Ok(text)
 }
 
+/// Scrapes until no line holds `needle` (a series that goes with its object).
+pub async fn scrape_until_gone(
+    port: u16,
+    what: &str,
+    timeout: Duration,
+    needle: &str,
+) -> anyhow::Result<()> {
+    wait_until_ok(what, timeout, Duration::from_millis(100), || async {
+        let text = scrape(port).await?;
+        match text.lines().find(|line| line.contains(needle)) {
+            Some(line) => bail!("still exported: {line}"),
+            None => Ok(()),
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 /// Sum of `agentcore_operator_aws_requests_total` samples: every AWS operation the operator
 /// made, whatever its outcome.
 pub fn aws_operations(metrics: &str) -> u64 {
