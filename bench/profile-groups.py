@@ -35,15 +35,22 @@ GROUPS = [
     ("network I/O outside those: hyper, TLS, kernel TCP",
      r"^<?(hyper|rustls|aws_lc|tokio_rustls|hyper_util|h2::|http_body)|tcp_|sock_|__sys_(send|recv)"),
     ("the async runtime parking and waking", r"^<?tokio::|epoll|futex|schedule"),
-    ("the allocator, outside the above", r"malloc|free|_int_|realloc|cfree|mmap|munmap|brk"),
 ]
 COMPILED = [(name, re.compile(pattern)) for name, pattern in GROUPS]
 KERNEL = re.compile(r"_\[k\]$|^\[k\]")
+# Leaf functions counted across the groups: where the allocator and copies are, whichever code
+# called them (every stack is below a task of the runtime, so a group of its own never gets them).
+LEAVES = [
+    ("of which glibc malloc and free (leaf frames, across the groups)",
+     re.compile(r"malloc|free|tcache|unlink_chunk|_int_|realloc|consolidate|sysmalloc")),
+    ("of which memcpy and memmove", re.compile(r"memcpy|memmove|memset")),
+]
 
 
 def main() -> None:
     lifecycles = int(sys.argv[1]) if len(sys.argv) > 1 else None
     totals = {name: 0 for name, _ in GROUPS}
+    leaves = {name: 0 for name, _ in LEAVES}
     other = kernel = samples = 0
     for line in sys.stdin:
         stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -52,8 +59,12 @@ def main() -> None:
         n = int(count)
         frames = stack.split(";")
         samples += n
-        if any(KERNEL.search(f) for f in frames[-1:]):
+        if KERNEL.search(frames[-1]):
             kernel += n
+        for name, pattern in LEAVES:
+            if pattern.search(frames[-1]):
+                leaves[name] += n
+                break
         for name, pattern in COMPILED:
             if any(pattern.search(f) for f in frames):
                 totals[name] += n
@@ -76,6 +87,8 @@ def main() -> None:
         print(row(name, totals[name]))
     print(row("other", other))
     print(row("all", samples))
+    for name, _ in LEAVES:
+        print(row(name, leaves[name]))
     print(f"\nleaf in the kernel: {100 * kernel / samples:.1f} % of the samples")
 
 if __name__ == "__main__":
