@@ -22,6 +22,7 @@ use crate::{
     aws::AgentCore,
     batch_evaluation::{
         self,
+        cached::CachedEvaluation,
         reconciler::{Context, Settings},
     },
     metrics::Metrics,
@@ -284,17 +285,25 @@ async fn run_controller(
         metrics,
         config.settings.clone(),
     ));
-    let (api, schedules): (Api<BatchEvaluation>, Api<BatchEvaluationSchedule>) =
-        match &config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client)),
-        };
+    let (cached, runs, schedules): (
+        Api<CachedEvaluation>,
+        Api<BatchEvaluation>,
+        Api<BatchEvaluationSchedule>,
+    ) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
     tokio::join!(
         batch_evaluation::controller::run(
-            api.clone(),
+            cached,
             ctx,
             config.max_concurrent_reconciles,
             health.ready,
@@ -302,7 +311,7 @@ async fn run_controller(
         ),
         schedule::controller::run(
             schedules,
-            api,
+            runs,
             schedule_ctx,
             config.max_concurrent_reconciles,
             stop,

@@ -27,13 +27,14 @@ use kube::{
 use std::sync::Arc;
 
 use crate::{
-    api::{BatchEvaluation, BatchEvaluationStatus},
+    api::BatchEvaluation,
     batch_evaluation::{
+        cached::CachedEvaluation,
         drive::{Acted, Driven},
         lifecycle::{Step, Wait},
         queue::{self, Admission, Blocker, Candidate, Place, QuotaFull, RegionQueue},
         reason::Reason,
-        snapshot::{Snapshot, identity_of, region_of, waits_to_start},
+        snapshot::Snapshot,
         status,
     },
     metrics::Metrics,
@@ -92,8 +93,8 @@ pub struct StartQueue {
 
 /// The controller's cache, and its way to reconcile an object now.
 struct Cache {
-    store: Store<BatchEvaluation>,
-    wake: UnboundedSender<ObjectRef<BatchEvaluation>>,
+    store: Store<CachedEvaluation>,
+    wake: UnboundedSender<ObjectRef<CachedEvaluation>>,
 }
 
 #[derive(Default)]
@@ -109,7 +110,7 @@ struct RegionState {
     queued: HashSet<String>,
     quota: Option<QuotaFull>,
     /// The head of the queue at the last count, to wake when it moves.
-    head: Vec<ObjectRef<BatchEvaluation>>,
+    head: Vec<ObjectRef<CachedEvaluation>>,
     /// The operator's active jobs the cache showed at the last count (those seen leaving
     /// excluded).
     recorded_active: usize,
@@ -144,8 +145,8 @@ impl StartQueue {
     /// every object may start.
     pub fn attach(
         &self,
-        store: Store<BatchEvaluation>,
-        wake: UnboundedSender<ObjectRef<BatchEvaluation>>,
+        store: Store<CachedEvaluation>,
+        wake: UnboundedSender<ObjectRef<CachedEvaluation>>,
     ) {
         // Attached once per controller run; a second attach would be a programming error that
         // changes nothing.
@@ -163,16 +164,16 @@ impl StartQueue {
 
     /// Before driving: `None` when `obj` may send its Start now (or waits for nothing), its
     /// place in the queue otherwise.
-    pub async fn admit(&self, obj: &BatchEvaluation, snapshot: &Snapshot) -> Option<Place> {
+    pub async fn admit(&self, snapshot: &Snapshot) -> Option<Place> {
         let cache = self.cache.get()?;
-        if !waits_to_start(obj) {
+        if !snapshot.waits_to_start() {
             return None;
         }
         let scope = QuotaScope::of(snapshot);
         // An object that was queued before a restart or a leader change keeps its place: its
         // status says so, before any refusal is seen again.
         let engaged = self.limit.is_some()
-            || status::recorded_reason(obj.status.as_ref()) == Some(Reason::Queued.as_str())
+            || status::recorded_reason(Some(&snapshot.status)) == Some(Reason::Queued.as_str())
             || self
                 .lock()
                 .get(&scope)
@@ -295,7 +296,7 @@ impl StartQueue {
             || (!released
                 && driven.job.is_none()
                 && !matches!(driven.step, Step::Stall(_))
-                && waits_to_start(obj));
+                && snapshot.waits_to_start());
         if !waits {
             moved |= state.queued.remove(uid);
             if released {
@@ -327,7 +328,7 @@ impl RegionState {
     /// the cache cannot show yet, and forgets what it now shows.
     fn count(
         &mut self,
-        store: &Store<BatchEvaluation>,
+        store: &Store<CachedEvaluation>,
         scope: &QuotaScope,
         queue: &StartQueue,
     ) -> RegionQueue {
@@ -336,37 +337,23 @@ impl RegionState {
         let mut not_started = HashSet::new();
         let mut waiting = Vec::new();
         for obj in store.state() {
-            if region_of(&obj, &queue.default_region) != scope.region {
+            if obj.region(&queue.default_region) != scope.region {
                 continue;
             }
-            let identity = identity_of(
-                obj.status
-                    .as_ref()
-                    .unwrap_or(&BatchEvaluationStatus::default()),
-                &obj.namespace().unwrap_or_default(),
-                &queue.tenancy,
-            );
-            if QuotaScope::new(&scope.region, &identity) != *scope {
+            if QuotaScope::new(&scope.region, &obj.identity(&queue.tenancy)) != *scope {
                 continue;
             }
             let Some(uid) = obj.uid() else { continue };
-            let status = obj.status.as_ref();
-            if status
-                .and_then(|s| s.batch_evaluation_id.as_ref())
-                .is_some()
-            {
+            if obj.recorded_id().is_some() {
                 self.in_flight.remove(&uid);
                 self.started.remove(&uid);
-                let holds = status
-                    .and_then(|s| s.remote_status.as_deref())
-                    .is_some_and(|s| RemoteStatus::parse(s).holds_quota());
-                if holds {
+                if obj.holds_quota() {
                     if !self.left.contains(&uid) {
                         active += 1;
                     }
                     holding.insert(uid);
                 }
-            } else if waits_to_start(&obj) {
+            } else if obj.waits_to_start() {
                 if !self.in_flight.contains(&uid) && !self.started.contains(&uid) {
                     waiting.push(candidate(&obj, uid.clone()));
                 }
@@ -400,7 +387,7 @@ impl RegionState {
     }
 }
 
-fn candidate(obj: &BatchEvaluation, uid: String) -> Candidate {
+fn candidate(obj: &CachedEvaluation, uid: String) -> Candidate {
     Candidate {
         uid,
         priority: obj.spec.priority,

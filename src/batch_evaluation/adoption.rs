@@ -7,35 +7,20 @@ use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
 
-use crate::api::BatchEvaluation;
+use crate::batch_evaluation::cached::CachedEvaluation;
 
 /// `namespace/name` of the object that owns the job `id` that `me` asks to adopt, if another
 /// one does: it records `id`, or it adopts `id` too and was created first (creation time, then
 /// namespace and name, so every replica decides the same).
 #[must_use]
-pub fn owner_of(
-    id: &str,
-    me: &BatchEvaluation,
-    objects: &[Arc<BatchEvaluation>],
-) -> Option<String> {
-    let order = |o: &BatchEvaluation| {
-        (
-            o.meta().creation_timestamp.as_ref().map(|t| t.0),
-            o.namespace(),
-            o.name_any(),
-        )
-    };
+pub fn owner_of(id: &str, me: &impl Resource, objects: &[Arc<CachedEvaluation>]) -> Option<String> {
     objects
         .iter()
         .filter(|other| other.uid() != me.uid())
         .find(|other| {
-            let records = other
-                .status
-                .as_ref()
-                .and_then(|s| s.batch_evaluation_id.as_deref())
-                == Some(id);
+            let records = other.recorded_id() == Some(id);
             let adopts_first = other.spec.adopt_batch_evaluation_id.as_deref() == Some(id)
-                && order(other) < order(me);
+                && order(other.as_ref()) < order(me);
             records || adopts_first
         })
         .map(|other| {
@@ -47,13 +32,22 @@ pub fn owner_of(
         })
 }
 
+/// Who came first: creation time, then namespace and name.
+fn order(obj: &impl Resource) -> (Option<jiff::Timestamp>, Option<String>, String) {
+    (
+        obj.meta().creation_timestamp.as_ref().map(|t| t.0),
+        obj.namespace(),
+        obj.name_any(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::Timestamp;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::api::{BatchEvaluationSpec, BatchEvaluationStatus};
+    use crate::api::{BatchEvaluation, BatchEvaluationSpec, BatchEvaluationStatus};
 
     const ID: &str = "shared_job-0123456789";
 
@@ -63,7 +57,7 @@ mod tests {
         created: i64,
         adopts: bool,
         records: bool,
-    ) -> Arc<BatchEvaluation> {
+    ) -> Arc<CachedEvaluation> {
         let mut obj = BatchEvaluation::new(
             name,
             BatchEvaluationSpec {
@@ -81,7 +75,7 @@ mod tests {
             batch_evaluation_id: Some(ID.into()),
             ..BatchEvaluationStatus::default()
         });
-        Arc::new(obj)
+        Arc::new(CachedEvaluation::of(&obj).expect("cached form"))
     }
 
     #[test]
@@ -90,17 +84,25 @@ mod tests {
         let first = object("tenant-a", "first", 20, true, false);
         let second = object("tenant-b", "second", 30, true, false);
         let all = vec![starter.clone(), first.clone(), second.clone()];
-        let owner = |me: &Arc<BatchEvaluation>| owner_of(ID, me, &all);
+        let owner = |me: &Arc<CachedEvaluation>| owner_of(ID, me.as_ref(), &all);
         // The object that records the id owns it against every adopter.
         assert!(owner(&first).is_some_and(|m| m.starts_with("tenant-a/started-it ")));
         assert!(owner(&second).is_some_and(|m| m.contains("tenant-a/started-it")));
         // Without a recorder, the first adopter wins; it is never refused itself.
         let adopters = vec![first.clone(), second.clone()];
-        assert_eq!(owner_of(ID, &first, &adopters), None);
-        assert!(owner_of(ID, &second, &adopters).is_some_and(|m| m.contains("tenant-a/first")));
+        assert_eq!(owner_of(ID, first.as_ref(), &adopters), None);
+        assert!(
+            owner_of(ID, second.as_ref(), &adopters).is_some_and(|m| m.contains("tenant-a/first"))
+        );
         // Alone, or once it recorded the id itself, an object owns it.
-        assert_eq!(owner_of(ID, &first, std::slice::from_ref(&first)), None);
+        assert_eq!(
+            owner_of(ID, first.as_ref(), std::slice::from_ref(&first)),
+            None
+        );
         let recorded = object("tenant-a", "first", 20, true, true);
-        assert_eq!(owner_of(ID, &recorded, &[recorded.clone(), second]), None);
+        assert_eq!(
+            owner_of(ID, recorded.as_ref(), &[recorded.clone(), second]),
+            None
+        );
     }
 }

@@ -1,9 +1,8 @@
-//! The `BatchEvaluation` controller: its watch (trimmed cache, relevance filter), the kube-runtime
+//! The `BatchEvaluation` controller: its watch (a cache of projections, relevance filter), the kube-runtime
 //! `Controller` around [`reconciler::reconcile`], and the cache readiness the operator's
 //! `/readyz` reports.
 
 use std::{
-    collections::BTreeMap,
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc,
@@ -23,16 +22,16 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{
-    api::{BatchEvaluation, DataSource, FORCE_RELEASE_ANNOTATION},
-    batch_evaluation::reconciler::{self, Context},
+    api::FORCE_RELEASE_ANNOTATION,
+    batch_evaluation::{
+        cached::{self, CachedEvaluation},
+        reconciler::{self, Context},
+    },
 };
-
-/// Written by client-side `kubectl apply`; never read by the operator.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Runs the controller over `api` until `stop` turns true; sets `ready` once the cache synced.
 pub async fn run(
-    api: Api<BatchEvaluation>,
+    api: Api<CachedEvaluation>,
     ctx: Arc<Context>,
     concurrency: u16,
     ready: Arc<AtomicBool>,
@@ -66,7 +65,7 @@ pub async fn run(
     let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(trim_for_cache)
+        .modify(cached::trim)
         .reflect(writer)
         // A deleted object's series go with it, however its finalizer came off. A watch that
         // expired resumes with a fresh list and no Delete for what went in between: once the
@@ -99,29 +98,10 @@ pub async fn run(
     info!("controller stopped");
 }
 
-/// Keeps in the cache only what reconciles read. Managed fields are most of an object, and
-/// client-side `kubectl apply` keeps a second copy of the spec in an annotation. The parts of
-/// the spec that only a Start sends (the data source, evaluators, insights, inline ground
-/// truth, which alone can be kilobytes, tags, KMS key, description) are dropped too: a Start
-/// always sends the spec of an object read from the API server (see `LiveEffects::start`).
-/// Kept: what decisions, the start queue, adoption and status read.
-pub(crate) fn trim_for_cache(obj: &mut BatchEvaluation) {
-    obj.managed_fields_mut().clear();
-    obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
-    let spec = &mut obj.spec;
-    spec.description = None;
-    spec.evaluators = Vec::new();
-    spec.insights = Vec::new();
-    spec.data_source = DataSource::default();
-    spec.evaluation_metadata = None;
-    spec.kms_key_arn = None;
-    spec.tags = BTreeMap::new();
-}
-
 /// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
 /// operator's own annotation (the force-release escape hatch does not bump the generation). The operator's own status writes pass none of these, so they cost no
 /// reconcile; nor do labels and annotations written by other tools (GitOps tracking ids, ...).
-fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
+fn relevant_change(obj: &CachedEvaluation) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
@@ -136,62 +116,17 @@ fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::BatchEvaluation;
     use std::collections::BTreeMap;
+
+    fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
+        super::relevant_change(&CachedEvaluation::of(obj).expect("cached form"))
+    }
 
     fn object() -> BatchEvaluation {
         let mut obj = BatchEvaluation::new("demo", crate::api::BatchEvaluationSpec::default());
         obj.meta_mut().generation = Some(1);
         obj
-    }
-
-    /// Every example object, with a status recorded: the trimmed copy the cache keeps gives the
-    /// same snapshot, so every decision, status, event and queue position is the same.
-    #[test]
-    fn the_trimmed_cache_decides_like_the_whole_object() {
-        use crate::batch_evaluation::snapshot::Snapshot;
-        let examples = [
-            include_str!("../../examples/ground-truth.yaml"),
-            include_str!("../../examples/cloudwatch-session-filter.yaml"),
-            include_str!("../../examples/online-evaluation.yaml"),
-            include_str!("../../examples/retain-policy.yaml"),
-            include_str!("../../examples/quickstart.yaml"),
-        ];
-        let now = jiff::Timestamp::from_second(1_800_000_000).expect("timestamp");
-        let mut compared = 0;
-        for example in examples {
-            for document in
-                serde_saphyr::from_multiple::<serde_json::Value>(example).expect("example YAML")
-            {
-                if document["kind"] != "BatchEvaluation" {
-                    continue;
-                }
-                let mut whole: BatchEvaluation =
-                    serde_json::from_value(document).expect("example object");
-                let meta = whole.meta_mut();
-                meta.namespace = Some("team-a".into());
-                meta.uid = Some("0b4e7a52-6a3c-4cbb-9a39-2b7c1f0e9d11".into());
-                meta.generation = Some(1);
-                meta.finalizers = Some(vec![crate::api::FINALIZER.into()]);
-                whole.status = Some(crate::api::BatchEvaluationStatus {
-                    batch_evaluation_id: Some("demo_1234-abcdefghij".into()),
-                    remote_status: Some("COMPLETED".into()),
-                    ..Default::default()
-                });
-                let mut trimmed = whole.clone();
-                trim_for_cache(&mut trimmed);
-                assert_ne!(trimmed.spec, whole.spec, "nothing trimmed from {example}");
-                let snapshot = |obj: &BatchEvaluation| {
-                    let tenancy = crate::tenancy::Tenancy::default();
-                    let snapshot =
-                        Snapshot::of(obj, "us-west-2", &tenancy, Duration::from_secs(15), now)
-                            .expect("snapshot");
-                    format!("{snapshot:?}")
-                };
-                assert_eq!(snapshot(&trimmed), snapshot(&whole));
-                compared += 1;
-            }
-        }
-        assert!(compared >= 5, "{compared} example objects");
     }
 
     #[test]

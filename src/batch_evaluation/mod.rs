@@ -8,11 +8,13 @@
 //!   [`reconciler`] chains and applies;
 //! - [`queue`]: the start queue's order and admission, decided purely;
 //! - [`adoption`]: one object per adopted job;
+//! - [`cached`]: what the controller's cache keeps of each object;
 //! - [`controller`]: the watch and the kube-runtime controller;
 //! - [`naming`]: the remote job's name and client token.
 
 pub mod admission;
 pub mod adoption;
+pub mod cached;
 pub mod controller;
 pub mod drive;
 pub mod gate;

@@ -35,12 +35,13 @@ use crate::{
     batch_evaluation::{
         admission::StartQueue,
         adoption,
+        cached::CachedEvaluation,
         drive::{Effects, drive},
         lifecycle::StallReason,
         naming,
         outcome::{MetricsUpdate, Outcome, Requeue, outcome},
         reason::Reason,
-        snapshot::{Snapshot, needs_fresh_read},
+        snapshot::Snapshot,
     },
     error::Error,
     metrics::Metrics,
@@ -75,7 +76,7 @@ pub struct Context {
     /// Objects waiting for their first Start (AWS quota, `--max-active-jobs`).
     pub queue: StartQueue,
     /// The controller's cache of every object, once it runs.
-    cache: OnceLock<Store<BatchEvaluation>>,
+    cache: OnceLock<Store<CachedEvaluation>>,
     /// Consecutive failures per object UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -110,8 +111,8 @@ impl Context {
     /// Connects the reconciles to the controller's cache and wake-up channel.
     pub fn attach(
         &self,
-        store: Store<BatchEvaluation>,
-        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<BatchEvaluation>>,
+        store: Store<CachedEvaluation>,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<CachedEvaluation>>,
     ) {
         self.queue.attach(store.clone(), wake);
         // Set once per controller run.
@@ -121,7 +122,7 @@ impl Context {
     /// Forgets an object the API server no longer has: its metric series and its backoff count.
     /// The operator's own release removes them first; this covers an object released without
     /// it (a finalizer removed by hand, another controller's).
-    pub fn forget(&self, obj: &BatchEvaluation) {
+    pub fn forget(&self, obj: &CachedEvaluation) {
         self.metrics
             .set_object(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
         if let Some(uid) = obj.uid() {
@@ -168,7 +169,7 @@ impl Context {
 /// [`Error::Kube`] when a Kubernetes call fails, [`Error::InvalidObject`] for an object that
 /// cannot be worked on.
 #[instrument(skip_all, fields(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any(), id))]
-pub async fn reconcile(obj: Arc<BatchEvaluation>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(obj: Arc<CachedEvaluation>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_object(obj, &ctx).await;
     let (success, label) = match &result {
@@ -181,7 +182,7 @@ pub async fn reconcile(obj: Arc<BatchEvaluation>, ctx: Arc<Context>) -> Result<A
 }
 
 /// Requeue policy for reconcile errors (Kubernetes API failures): capped exponential backoff.
-pub fn error_policy(obj: Arc<BatchEvaluation>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<CachedEvaluation>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any(), error = %error, "reconcile failed");
     let attempt = ctx.next_failure(&obj.uid().unwrap_or_default());
     Action::requeue(backoff(
@@ -192,10 +193,10 @@ pub fn error_policy(obj: Arc<BatchEvaluation>, error: &Error, ctx: Arc<Context>)
 }
 
 async fn reconcile_object(
-    obj: Arc<BatchEvaluation>,
+    obj: Arc<CachedEvaluation>,
     ctx: &Context,
 ) -> Result<(Action, &'static str), Error> {
-    let Some(obj) = read(obj, ctx).await? else {
+    let Some(obj) = read(&obj, ctx).await? else {
         return Ok((Action::await_change(), "Gone"));
     };
     let settings = &ctx.settings;
@@ -217,7 +218,7 @@ async fn reconcile_object(
             snapshot.view.blocked = Some(StallReason::AdoptionConflict);
         }
     }
-    let place = ctx.queue.admit(&obj, &snapshot).await;
+    let place = ctx.queue.admit(&snapshot).await;
     snapshot.view.queued = place.is_some();
     if let Some(id) = &snapshot.status.batch_evaluation_id {
         tracing::Span::current().record("id", id.as_str());
@@ -243,18 +244,18 @@ async fn reconcile_object(
 
 /// The object to work on: the cached one, or a fresh read where the cache could hide a
 /// just-recorded job id. `None` when it is gone.
-async fn read(
-    obj: Arc<BatchEvaluation>,
-    ctx: &Context,
-) -> Result<Option<Arc<BatchEvaluation>>, Error> {
-    if !needs_fresh_read(&obj) {
-        return Ok(Some(obj));
+async fn read(obj: &CachedEvaluation, ctx: &Context) -> Result<Option<BatchEvaluation>, Error> {
+    if !obj.needs_fresh_read() {
+        return obj
+            .to_object()
+            .map(Some)
+            .map_err(|e| Error::InvalidObject(format!("status: {e}")));
     }
     let namespace = obj
         .namespace()
         .ok_or_else(|| Error::InvalidObject("no metadata.namespace".into()))?;
     let api: Api<BatchEvaluation> = Api::namespaced(ctx.client.clone(), &namespace);
-    Ok(api.get_opt(&obj.name_any()).await?.map(Arc::new))
+    Ok(api.get_opt(&obj.name_any()).await?)
 }
 
 /// Writes the outcome: status, metrics, events, finalizer, in that order, and turns its
@@ -351,10 +352,10 @@ impl Effects for LiveEffects<'_> {
 
     async fn start(&self) -> Result<RemoteJob, Error> {
         let token = naming::client_token(&self.snapshot.uid)?;
-        // The cache keeps no more of the spec than decisions read (see
-        // `controller::trim_for_cache`): a Start sends the spec of an object read from the API
-        // server, either fresh before this reconcile (`needs_fresh_read`) or as the finalizer
-        // patch just before it returned it.
+        // The cache keeps no more of the spec than decisions read (see `cached`): a Start sends
+        // the spec of an object read from the API server, either fresh before this reconcile
+        // (`CachedEvaluation::needs_fresh_read`) or as the finalizer patch just before it
+        // returned it.
         let spec = self.finalized.get().map_or(&self.obj.spec, |obj| &obj.spec);
         let request = StartRequest {
             name: &self.snapshot.remote_name,

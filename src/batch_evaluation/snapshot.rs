@@ -1,10 +1,14 @@
 //! The first stage of a reconcile: the object as the decisions see it. Pure: computed from the
-//! object (fresh from the API server where [`needs_fresh_read`] says so), the operator's
+//! object (fresh from the API server where [`CachedEvaluation::needs_fresh_read`] says so), the
+//! operator's
 //! settings and the clock.
+//!
+//! [`CachedEvaluation::needs_fresh_read`]: crate::batch_evaluation::cached::CachedEvaluation::needs_fresh_read
 
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::{
@@ -49,20 +53,6 @@ pub struct Snapshot {
     pub adoption_conflict: Option<String>,
 }
 
-/// Whether the object must be read fresh before deciding. The watch cache can lag behind this
-/// operator's own status write: before anything that may start a job (finalizer in place, no id
-/// recorded, not deleting), a just-recorded id must never be missed.
-#[must_use]
-pub fn needs_fresh_read(obj: &BatchEvaluation) -> bool {
-    obj.meta().deletion_timestamp.is_none()
-        && has_finalizer(obj)
-        && obj
-            .status
-            .as_ref()
-            .and_then(|s| s.batch_evaluation_id.as_ref())
-            .is_none()
-}
-
 fn has_finalizer(obj: &BatchEvaluation) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
 }
@@ -94,8 +84,18 @@ impl Snapshot {
             (Some(n), _) | (None, Some(n)) => n.clone(),
             (None, None) => naming::derived_name(&namespace, &name, &uid)?,
         };
-        let region = region_of(obj, default_region);
-        let identity = identity_of(&status, &namespace, tenancy);
+        let region = region_of(
+            status.region.as_deref(),
+            obj.spec.region.as_deref(),
+            default_region,
+        )
+        .to_owned();
+        let identity = identity_of(
+            status.role_arn.as_deref(),
+            status.batch_evaluation_id.is_some() || status.batch_evaluation_name.is_some(),
+            &namespace,
+            tenancy,
+        );
         let adopting = obj.spec.adopt_batch_evaluation_id.is_some();
         let blocked = if identity == Identity::Refused {
             Some(StallReason::NoAwsIdentity)
@@ -158,44 +158,58 @@ impl Snapshot {
 }
 
 /// The identity of the object's AWS calls. Fixed at the first call: the recorded role, or the
-/// operator's own identity once a name or job is recorded without one (a later mapping change
-/// must never make an object, its cleanup above all, act in another account); before that, the
-/// namespace's mapping.
+/// operator's own identity once a name or job is recorded (`names_job`) without one (a later
+/// mapping change must never make an object, its cleanup above all, act in another account);
+/// before that, the namespace's mapping.
 #[must_use]
-pub fn identity_of(status: &BatchEvaluationStatus, namespace: &str, tenancy: &Tenancy) -> Identity {
-    match &status.role_arn {
-        Some(role) => Identity::Role(role.clone()),
-        None if status.batch_evaluation_id.is_some() || status.batch_evaluation_name.is_some() => {
-            Identity::Operator
-        }
+pub fn identity_of(
+    role_arn: Option<&str>,
+    names_job: bool,
+    namespace: &str,
+    tenancy: &Tenancy,
+) -> Identity {
+    match role_arn {
+        Some(role) => Identity::Role(role.to_owned()),
+        None if names_job => Identity::Operator,
         None => tenancy.identity_for(namespace),
     }
 }
 
-/// The region of the object's job: recorded at Start, else the spec's, else the operator's
-/// default.
+/// The region of the object's job: the one recorded at Start, else the spec's, else the
+/// operator's default.
 #[must_use]
-pub fn region_of(obj: &BatchEvaluation, default_region: &str) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.region.clone())
-        .or_else(|| obj.spec.region.clone())
-        .unwrap_or_else(|| default_region.to_owned())
+pub fn region_of<'a>(
+    recorded: Option<&'a str>,
+    spec: Option<&'a str>,
+    default_region: &'a str,
+) -> &'a str {
+    recorded.or(spec).unwrap_or(default_region)
 }
 
-/// Whether the object waits for its first Start: alive, no job recorded, not adopting one, not
-/// asked to stop, not stalled. These are the members of the start queue.
+impl Snapshot {
+    /// Whether the object waits for its first Start: alive, no job recorded, not adopting one,
+    /// not asked to stop, not stalled. These are the members of the start queue (counted from
+    /// the cache by [`CachedEvaluation::waits_to_start`], the same rule).
+    ///
+    /// [`CachedEvaluation::waits_to_start`]: crate::batch_evaluation::cached::CachedEvaluation::waits_to_start
+    #[must_use]
+    pub fn waits_to_start(&self) -> bool {
+        let view = &self.view;
+        !view.deleting
+            && !view.stop_requested
+            && view.adopt_id.is_none()
+            && view.recorded_id.is_none()
+            && view.stalled.is_none()
+    }
+}
+
+/// The generation a recorded stall must have been written for to hold: the current one, or
+/// (`None`) any while the object is deleting; see [`recorded_stall`].
 #[must_use]
-pub fn waits_to_start(obj: &BatchEvaluation) -> bool {
-    obj.meta().deletion_timestamp.is_none()
-        && !obj.spec.stop
-        && obj.spec.adopt_batch_evaluation_id.is_none()
-        && obj
-            .status
-            .as_ref()
-            .and_then(|s| s.batch_evaluation_id.as_ref())
-            .is_none()
-        && recorded_stall(obj).is_none()
+pub fn stall_generation(meta: &ObjectMeta) -> Option<i64> {
+    meta.deletion_timestamp
+        .is_none()
+        .then(|| meta.generation.unwrap_or(0))
 }
 
 /// The stall the object is in. Normally only a stall recorded for the current generation
@@ -205,12 +219,7 @@ pub fn waits_to_start(obj: &BatchEvaluation) -> bool {
 /// a name conflict: the job under that name is someone else's, and the cleanup must not look it
 /// up by name and delete it.
 fn recorded_stall(obj: &BatchEvaluation) -> Option<StallReason> {
-    let generation = obj
-        .meta()
-        .deletion_timestamp
-        .is_none()
-        .then(|| obj.meta().generation.unwrap_or(0));
-    status::recorded_stall(obj.status.as_ref(), generation)
+    status::recorded_stall(obj.status.as_ref(), stall_generation(obj.meta()))
 }
 
 /// How much longer the recorded status is as fresh as a poll: it was written (`lastSyncedAt`)
@@ -296,27 +305,5 @@ mod tests {
             obj.meta_mut().generation = Some(generation);
             assert_eq!(recorded_stall(&obj), Some(StallReason::NameConflict));
         }
-    }
-
-    #[test]
-    fn only_an_object_that_may_start_is_read_fresh() {
-        let mut obj = BatchEvaluation::new("demo", crate::api::BatchEvaluationSpec::default());
-        assert!(
-            !needs_fresh_read(&obj),
-            "no finalizer yet: it is added first"
-        );
-        obj.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
-        assert!(needs_fresh_read(&obj));
-        obj.status = Some(BatchEvaluationStatus {
-            batch_evaluation_id: Some("demo-0123456789".into()),
-            ..Default::default()
-        });
-        assert!(
-            !needs_fresh_read(&obj),
-            "the id is recorded: nothing can start"
-        );
-        obj.status = None;
-        obj.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
-        assert!(!needs_fresh_read(&obj), "a deletion never starts");
     }
 }

@@ -466,15 +466,28 @@ pub fn recorded_stall(
     status: Option<&BatchEvaluationStatus>,
     generation: Option<i64>,
 ) -> Option<StallReason> {
-    status?
+    stall_condition(status?)
+        .filter(|(_, observed)| stall_holds(*observed, generation))
+        .map(|(reason, _)| reason)
+}
+
+/// The recorded `Stalled=True` condition: its reason, and the generation it was written for.
+#[must_use]
+pub fn stall_condition(status: &BatchEvaluationStatus) -> Option<(StallReason, Option<i64>)> {
+    let condition = status
         .conditions
         .iter()
-        .find(|c| {
-            c.type_ == STALLED
-                && c.status == TRUE
-                && generation.is_none_or(|g| c.observed_generation == Some(g))
-        })
-        .and_then(|c| Reason::stall(&c.reason))
+        .find(|c| c.type_ == STALLED && c.status == TRUE)?;
+    Some((
+        Reason::stall(&condition.reason)?,
+        condition.observed_generation,
+    ))
+}
+
+/// Whether a stall written for generation `observed` holds at `generation` (`None`: at any).
+#[must_use]
+pub fn stall_holds(observed: Option<i64>, generation: Option<i64>) -> bool {
+    generation.is_none_or(|g| observed == Some(g))
 }
 
 /// The reason of the recorded Ready condition.

@@ -1,0 +1,269 @@
+//! What the controller's cache keeps of each `BatchEvaluation`: a projection, not the object.
+//!
+//! The cache holds every object for as long as it exists, so its per-object size is most of the
+//! operator's memory at scale (docs/benchmarks.md, "Memory"). It keeps:
+//! - the metadata (kube-runtime's `Controller` needs a `Resource` with its `ObjectMeta`), without
+//!   managed fields and kubectl's last-applied annotation ([`trim`]);
+//! - of the spec, only what decisions read ([`CachedSpec`]): the parts only a Start sends (data
+//!   source, evaluators, insights, inline ground truth, tags, ...) are never decoded, and a Start
+//!   always sends the spec of an object read from the API server (see `LiveEffects::start`);
+//! - the status as one compact JSON string, decoded only when a reconcile needs it
+//!   ([`CachedEvaluation::to_object`]), with the few fields that the start queue and adoption
+//!   read of every object decoded beside it ([`CachedStatus`]). One string instead of a struct
+//!   of about twenty strings, vectors and conditions: a third of the bytes and one allocation.
+//!
+//! A reconcile works on [`CachedEvaluation::to_object`], the object with its status and the
+//! spec's decision fields, or on a fresh read where the cache could hide a just-recorded job id.
+
+use std::borrow::Cow;
+
+use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+use kube::{Resource, ResourceExt};
+use serde::{Deserialize, Deserializer, de::Error as _};
+
+use crate::{
+    api::{
+        BatchEvaluation, BatchEvaluationSpec, BatchEvaluationStatus, DeletionPolicy, FINALIZER,
+        OutputConfig, PassCriteria,
+    },
+    batch_evaluation::{lifecycle::StallReason, snapshot, status},
+    remote::RemoteStatus,
+    tenancy::{Identity, Tenancy},
+};
+
+/// Written by client-side `kubectl apply`; never read by the operator.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A `BatchEvaluation` as the controller's cache keeps it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CachedEvaluation {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: CachedSpec,
+    #[serde(default)]
+    pub status: Option<CachedStatus>,
+}
+
+/// The spec fields that decisions, the start queue and adoption read; decoded like
+/// [`BatchEvaluationSpec`]'s.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedSpec {
+    #[serde(default)]
+    pub batch_evaluation_name: Option<String>,
+    /// Boxed, like `passCriteria`: usually absent, and 100 bytes in line.
+    #[serde(default)]
+    pub output: Option<Box<OutputConfig>>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default)]
+    pub stop: bool,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub pass_criteria: Option<Box<PassCriteria>>,
+    #[serde(default)]
+    pub adopt_batch_evaluation_id: Option<String>,
+}
+
+/// The status: its JSON, and what the start queue and adoption read of every cached object.
+#[derive(Clone, Debug)]
+pub struct CachedStatus {
+    /// `batchEvaluationId`.
+    pub batch_evaluation_id: Option<String>,
+    /// `region`.
+    pub region: Option<String>,
+    /// `roleArn`.
+    pub role_arn: Option<String>,
+    /// A job id or name is recorded: the object's AWS identity is fixed.
+    pub names_job: bool,
+    /// `remoteStatus` counts against the account's quota of active jobs.
+    pub holds_quota: bool,
+    /// The `Stalled=True` condition: its reason and the generation it was written for.
+    pub stall: Option<(StallReason, Option<i64>)>,
+    /// The whole status, as compact JSON.
+    json: Box<str>,
+}
+
+impl<'de> Deserialize<'de> for CachedStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Decoded whole, then encoded again: a status that does not decode fails here, in the
+        // watch, as it did when the cache held the object. (Keeping the JSON as sent would save
+        // the encoding, but serde buffers a watch event whose `object` comes before its `type`,
+        // and a buffered value cannot be kept as raw JSON.)
+        let status = BatchEvaluationStatus::deserialize(deserializer)?;
+        let json = serde_json::to_string(&status)
+            .map_err(D::Error::custom)?
+            .into_boxed_str();
+        Ok(Self {
+            names_job: status.batch_evaluation_id.is_some()
+                || status.batch_evaluation_name.is_some(),
+            holds_quota: status
+                .remote_status
+                .as_deref()
+                .is_some_and(|s| RemoteStatus::parse(s).holds_quota()),
+            stall: status::stall_condition(&status),
+            batch_evaluation_id: status.batch_evaluation_id,
+            region: status.region,
+            role_arn: status.role_arn,
+            json,
+        })
+    }
+}
+
+impl CachedSpec {
+    /// The spec with these fields, and the others empty.
+    fn to_spec(&self) -> BatchEvaluationSpec {
+        BatchEvaluationSpec {
+            batch_evaluation_name: self.batch_evaluation_name.clone(),
+            output: self.output.as_deref().cloned(),
+            region: self.region.clone(),
+            deletion_policy: self.deletion_policy,
+            stop: self.stop,
+            priority: self.priority,
+            pass_criteria: self.pass_criteria.as_deref().cloned(),
+            adopt_batch_evaluation_id: self.adopt_batch_evaluation_id.clone(),
+            ..BatchEvaluationSpec::default()
+        }
+    }
+}
+
+impl CachedEvaluation {
+    /// The cached form of `obj`, through its JSON as the watch decodes it.
+    ///
+    /// # Errors
+    /// When `obj` does not encode, or its status does not decode back.
+    pub fn of(obj: &BatchEvaluation) -> Result<Self, serde_json::Error> {
+        let mut cached: Self = serde_json::from_str(&serde_json::to_string(obj)?)?;
+        trim(&mut cached);
+        Ok(cached)
+    }
+
+    /// The object the decisions work on: metadata, the spec's decision fields, the whole status.
+    ///
+    /// # Errors
+    /// When the status does not decode (it did when the watch cached it).
+    pub fn to_object(&self) -> Result<BatchEvaluation, serde_json::Error> {
+        Ok(BatchEvaluation {
+            metadata: self.metadata.clone(),
+            spec: self.spec.to_spec(),
+            status: self
+                .status
+                .as_ref()
+                .map(|s| serde_json::from_str(&s.json))
+                .transpose()?,
+        })
+    }
+
+    /// The recorded job id.
+    #[must_use]
+    pub fn recorded_id(&self) -> Option<&str> {
+        self.status.as_ref()?.batch_evaluation_id.as_deref()
+    }
+
+    /// The region of the object's job (see [`snapshot::region_of`]).
+    #[must_use]
+    pub fn region<'a>(&'a self, default_region: &'a str) -> &'a str {
+        snapshot::region_of(
+            self.status.as_ref().and_then(|s| s.region.as_deref()),
+            self.spec.region.as_deref(),
+            default_region,
+        )
+    }
+
+    /// The identity of the object's AWS calls (see [`snapshot::identity_of`]).
+    #[must_use]
+    pub fn identity(&self, tenancy: &Tenancy) -> Identity {
+        let status = self.status.as_ref();
+        snapshot::identity_of(
+            status.and_then(|s| s.role_arn.as_deref()),
+            status.is_some_and(|s| s.names_job),
+            &self.namespace().unwrap_or_default(),
+            tenancy,
+        )
+    }
+
+    /// Whether its recorded job counts against the account's quota.
+    #[must_use]
+    pub fn holds_quota(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.holds_quota)
+    }
+
+    /// Whether the object waits for its first Start (see [`snapshot::Snapshot::waits_to_start`]).
+    #[must_use]
+    pub fn waits_to_start(&self) -> bool {
+        let stalled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.stall)
+            .is_some_and(|(_, observed)| {
+                status::stall_holds(observed, snapshot::stall_generation(&self.metadata))
+            });
+        self.metadata.deletion_timestamp.is_none()
+            && !self.spec.stop
+            && self.spec.adopt_batch_evaluation_id.is_none()
+            && self.recorded_id().is_none()
+            && !stalled
+    }
+
+    /// Whether the object must be read fresh before deciding. The watch cache can lag behind
+    /// this operator's own status write: before anything that may start a job (finalizer in
+    /// place, no id recorded, not deleting), a just-recorded id must never be missed.
+    #[must_use]
+    pub fn needs_fresh_read(&self) -> bool {
+        self.metadata.deletion_timestamp.is_none()
+            && self.finalizers().iter().any(|f| f == FINALIZER)
+            && self.recorded_id().is_none()
+    }
+}
+
+/// Drops from the cached metadata what no reconcile reads: managed fields (most of an object as
+/// the API server sends it) and the copy of the spec client-side `kubectl apply` keeps in an
+/// annotation; leaves no spare capacity in the finalizer list.
+pub fn trim(obj: &mut CachedEvaluation) {
+    let meta = &mut obj.metadata;
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    if let Some(finalizers) = &mut meta.finalizers {
+        finalizers.shrink_to_fit();
+    }
+}
+
+impl Resource for CachedEvaluation {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        BatchEvaluation::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        BatchEvaluation::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        BatchEvaluation::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        BatchEvaluation::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests;

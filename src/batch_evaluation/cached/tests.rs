@@ -1,0 +1,262 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::{ObjectList, WatchEvent};
+
+use super::*;
+use crate::{
+    api::BatchEvaluationSpec,
+    batch_evaluation::{reason::Reason, snapshot::Snapshot},
+};
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("timestamp")
+}
+
+fn snapshot(obj: &BatchEvaluation, tenancy: &Tenancy) -> Snapshot {
+    Snapshot::of(obj, "us-west-2", tenancy, Duration::from_secs(15), now()).expect("snapshot")
+}
+
+fn object(name: &str) -> BatchEvaluation {
+    let mut obj = BatchEvaluation::new(name, BatchEvaluationSpec::default());
+    let meta = obj.meta_mut();
+    meta.namespace = Some("team-a".into());
+    meta.uid = Some(format!("0b4e7a52-6a3c-4cbb-9a39-{:012x}", name.len()));
+    meta.generation = Some(2);
+    meta.finalizers = Some(vec![FINALIZER.into()]);
+    obj
+}
+
+fn stalled(reason: StallReason, generation: i64) -> Condition {
+    Condition {
+        type_: status::STALLED.into(),
+        status: "True".into(),
+        reason: Reason::from(reason).as_str().into(),
+        message: "held".into(),
+        observed_generation: Some(generation),
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Every example object, with a status recorded: what a reconcile works on, decoded from the
+/// cache, gives the same snapshot as the whole object, so every decision, status, event and
+/// queue position is the same; and it is the whole object less the spec only a Start sends.
+#[test]
+fn the_cache_decides_like_the_whole_object() {
+    let examples = [
+        include_str!("../../../examples/ground-truth.yaml"),
+        include_str!("../../../examples/cloudwatch-session-filter.yaml"),
+        include_str!("../../../examples/online-evaluation.yaml"),
+        include_str!("../../../examples/retain-policy.yaml"),
+        include_str!("../../../examples/quickstart.yaml"),
+    ];
+    let tenancy = Tenancy::default();
+    let mut compared = 0;
+    for example in examples {
+        for document in
+            serde_saphyr::from_multiple::<serde_json::Value>(example).expect("example YAML")
+        {
+            if document["kind"] != "BatchEvaluation" {
+                continue;
+            }
+            let mut whole: BatchEvaluation =
+                serde_json::from_value(document).expect("example object");
+            let meta = whole.meta_mut();
+            meta.namespace = Some("team-a".into());
+            meta.uid = Some("0b4e7a52-6a3c-4cbb-9a39-2b7c1f0e9d11".into());
+            meta.generation = Some(1);
+            meta.finalizers = Some(vec![FINALIZER.into()]);
+            whole.status = Some(BatchEvaluationStatus {
+                batch_evaluation_id: Some("demo_1234-abcdefghij".into()),
+                remote_status: Some("COMPLETED".into()),
+                conditions: vec![stalled(StallReason::NameConflict, 0)],
+                ..Default::default()
+            });
+            let decided = CachedEvaluation::of(&whole)
+                .expect("cached form")
+                .to_object()
+                .expect("decoded status");
+            assert_eq!(decided.metadata, whole.metadata);
+            assert_eq!(decided.status, whole.status);
+            assert_ne!(decided.spec, whole.spec, "nothing dropped from {example}");
+            assert_eq!(
+                format!("{:?}", snapshot(&decided, &tenancy)),
+                format!("{:?}", snapshot(&whole, &tenancy))
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 5, "{compared} example objects");
+}
+
+/// The start queue and adoption read the cache without decoding the status: what they read
+/// agrees with the snapshot of the whole object in every state that matters to them.
+#[test]
+fn the_cache_reads_like_the_snapshot() {
+    let tenancy = Tenancy::new(
+        [crate::tenancy::NamespaceRole {
+            namespace: "team-a".into(),
+            role_arn: "arn:aws:iam::210987654321:role/team-a".into(),
+        }],
+        crate::tenancy::Unmapped::OperatorIdentity,
+        crate::tenancy::Adoption::default(),
+    )
+    .expect("tenancy");
+    let recorded = |status: BatchEvaluationStatus| {
+        let mut obj = object("recorded");
+        obj.status = Some(status);
+        obj
+    };
+    let mut cases = vec![
+        object("new"),
+        recorded(BatchEvaluationStatus {
+            batch_evaluation_id: Some("job-0123456789".into()),
+            remote_status: Some("IN_PROGRESS".into()),
+            region: Some("eu-west-1".into()),
+            ..Default::default()
+        }),
+        recorded(BatchEvaluationStatus {
+            batch_evaluation_id: Some("job-0123456789".into()),
+            remote_status: Some("COMPLETED".into()),
+            role_arn: Some("arn:aws:iam::123456789012:role/earlier".into()),
+            ..Default::default()
+        }),
+        recorded(BatchEvaluationStatus {
+            batch_evaluation_name: Some("named_before_start".into()),
+            ..Default::default()
+        }),
+        recorded(BatchEvaluationStatus {
+            conditions: vec![stalled(StallReason::NameConflict, 2)],
+            ..Default::default()
+        }),
+        // Recorded for an earlier generation: a spec change retries.
+        recorded(BatchEvaluationStatus {
+            conditions: vec![stalled(StallReason::NameConflict, 1)],
+            ..Default::default()
+        }),
+    ];
+    let mut deleting = cases[5].clone();
+    deleting.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    cases.push(deleting);
+    let mut stopped = object("stopped");
+    stopped.spec.stop = true;
+    cases.push(stopped);
+    let mut adopting = object("adopting");
+    adopting.spec.adopt_batch_evaluation_id = Some("job-0123456789".into());
+    adopting.spec.region = Some("ap-south-1".into());
+    cases.push(adopting);
+    let mut waiting = 0;
+    for whole in &cases {
+        let cached = CachedEvaluation::of(whole).expect("cached form");
+        let snapshot = snapshot(whole, &tenancy);
+        let case = format!("{:?}", whole.status);
+        assert_eq!(cached.waits_to_start(), snapshot.waits_to_start(), "{case}");
+        assert_eq!(cached.region("us-west-2"), snapshot.region, "{case}");
+        assert_eq!(cached.identity(&tenancy), snapshot.identity, "{case}");
+        assert_eq!(
+            cached.recorded_id(),
+            snapshot.view.recorded_id.as_deref(),
+            "{case}"
+        );
+        assert_eq!(
+            cached.holds_quota(),
+            snapshot
+                .view
+                .recorded_status
+                .as_ref()
+                .is_some_and(RemoteStatus::holds_quota),
+            "{case}"
+        );
+        waiting += usize::from(cached.waits_to_start());
+    }
+    // The new object, the one named before its Start, and the stall of an earlier generation.
+    assert_eq!(waiting, 3);
+}
+
+/// The cache decodes what the API server sends: watch events and list pages.
+#[test]
+fn watch_events_and_lists_decode_into_the_cache() {
+    let mut whole = object("demo");
+    whole.meta_mut().annotations = Some(BTreeMap::from([
+        (
+            LAST_APPLIED_ANNOTATION.to_owned(),
+            "{\"spec\":{}}".to_owned(),
+        ),
+        ("team".to_owned(), "a".to_owned()),
+    ]));
+    whole.status = Some(BatchEvaluationStatus {
+        batch_evaluation_id: Some("job-0123456789".into()),
+        ..Default::default()
+    });
+    let json = serde_json::to_string(&whole).expect("object JSON");
+    let event = format!(r#"{{"type":"MODIFIED","object":{json}}}"#);
+    let Ok(WatchEvent::Modified(cached)) =
+        serde_json::from_str::<WatchEvent<CachedEvaluation>>(&event)
+    else {
+        panic!("watch event not decoded: {event}");
+    };
+    assert_eq!(cached.recorded_id(), Some("job-0123456789"));
+    assert_eq!(cached.to_object().expect("status").status, whole.status);
+    // The API server sends `type` first; serde buffers an event that does not.
+    let reordered = format!(r#"{{"object":{json},"type":"ADDED"}}"#);
+    assert!(matches!(
+        serde_json::from_str::<WatchEvent<CachedEvaluation>>(&reordered),
+        Ok(WatchEvent::Added(cached)) if cached.to_object().expect("status").status == whole.status
+    ));
+    let list = format!(
+        r#"{{"apiVersion":"v1","kind":"List","metadata":{{"resourceVersion":"7"}},"items":[{json}]}}"#
+    );
+    let listed: ObjectList<CachedEvaluation> = serde_json::from_str(&list).expect("list page");
+    assert_eq!(listed.items[0].recorded_id(), Some("job-0123456789"));
+
+    // A status that does not decode fails in the watch, as it did for the whole object.
+    let broken = event.replace(
+        r#""batchEvaluationId":"job-0123456789""#,
+        r#""conditions":7"#,
+    );
+    assert!(serde_json::from_str::<WatchEvent<CachedEvaluation>>(&broken).is_err());
+}
+
+#[test]
+fn the_cache_drops_managed_fields_and_the_last_applied_copy() {
+    let mut whole = object("demo");
+    let meta = whole.meta_mut();
+    meta.managed_fields = Some(vec![Default::default()]);
+    meta.annotations = Some(BTreeMap::from([(
+        LAST_APPLIED_ANNOTATION.to_owned(),
+        "{}".to_owned(),
+    )]));
+    let cached = CachedEvaluation::of(&whole).expect("cached form");
+    assert_eq!(cached.metadata.managed_fields, None);
+    assert_eq!(cached.metadata.annotations, None);
+
+    whole
+        .annotations_mut()
+        .insert("argocd.argoproj.io/tracking-id".into(), "app:x".into());
+    let cached = CachedEvaluation::of(&whole).expect("cached form");
+    assert_eq!(cached.annotations().len(), 1);
+}
+
+#[test]
+fn only_an_object_that_may_start_is_read_fresh() {
+    let cached = |obj: &BatchEvaluation| CachedEvaluation::of(obj).expect("cached form");
+    let mut obj = BatchEvaluation::new("demo", BatchEvaluationSpec::default());
+    assert!(
+        !cached(&obj).needs_fresh_read(),
+        "no finalizer yet: it is added first"
+    );
+    obj.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+    assert!(cached(&obj).needs_fresh_read());
+    obj.status = Some(BatchEvaluationStatus {
+        batch_evaluation_id: Some("demo-0123456789".into()),
+        ..Default::default()
+    });
+    assert!(
+        !cached(&obj).needs_fresh_read(),
+        "the id is recorded: nothing can start"
+    );
+    obj.status = None;
+    obj.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    assert!(!cached(&obj).needs_fresh_read(), "a deletion never starts");
+}
