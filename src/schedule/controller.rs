@@ -43,7 +43,8 @@ pub async fn run(
             }
         })
         .modify(|obj: &mut BatchEvaluationSchedule| {
-            obj.managed_fields_mut().clear();
+            // `None`, not cleared: a cleared vector keeps its buffer.
+            obj.meta_mut().managed_fields = None;
         })
         .reflect(writer)
         .applied_objects()
