@@ -3,7 +3,8 @@
 //! The cache holds every object for as long as it exists, so its per-object size is most of the
 //! operator's memory at scale (docs/benchmarks.md, "Memory"). It keeps:
 //! - the metadata (kube-runtime's `Controller` needs a `Resource` with its `ObjectMeta`), without
-//!   managed fields and kubectl's last-applied annotation ([`trim`]);
+//!   managed fields and kubectl's last-applied annotation, which are skipped as the event is
+//!   parsed, never decoded ([`LeanMetadata`]);
 //! - of the spec, only what decisions read ([`CachedSpec`]): the parts only a Start sends (data
 //!   source, evaluators, insights, inline ground truth, tags, ...) are never decoded, and a Start
 //!   always sends the spec of an object read from the API server (see `LiveEffects::start`);
@@ -15,16 +16,22 @@
 //! A reconcile works on [`CachedEvaluation::to_object`], the object with its status and the
 //! spec's decision fields, or on a fresh read where the cache could hide a just-recorded job id.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::BTreeMap, fmt};
 
-use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+use k8s_openapi::{
+    NamespaceResourceScope,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
+};
 use kube::{Resource, ResourceExt};
-use serde::{Deserialize, Deserializer, de::Error as _};
+use serde::{
+    Deserialize, Deserializer,
+    de::{Error as _, IgnoredAny, MapAccess, Visitor},
+};
 
 use crate::{
     api::{
-        BatchEvaluation, BatchEvaluationSpec, BatchEvaluationStatus, DeletionPolicy, FINALIZER,
-        OutputConfig, PassCriteria,
+        BatchEvaluation, BatchEvaluationSpec, BatchEvaluationStatus, DeletionPolicy, OutputConfig,
+        PassCriteria,
     },
     batch_evaluation::{lifecycle::StallReason, snapshot, status},
     remote::RemoteStatus,
@@ -37,6 +44,7 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 /// A `BatchEvaluation` as the controller's cache keeps it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CachedEvaluation {
+    #[serde(deserialize_with = "LeanMetadata::decode")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: CachedSpec,
@@ -136,9 +144,7 @@ impl CachedEvaluation {
     /// # Errors
     /// When `obj` does not encode, or its status does not decode back.
     pub fn of(obj: &BatchEvaluation) -> Result<Self, serde_json::Error> {
-        let mut cached: Self = serde_json::from_str(&serde_json::to_string(obj)?)?;
-        trim(&mut cached);
-        Ok(cached)
+        serde_json::from_str(&serde_json::to_string(obj)?)
     }
 
     /// The object the decisions work on: metadata, the spec's decision fields, the whole status.
@@ -214,26 +220,100 @@ impl CachedEvaluation {
     #[must_use]
     pub fn needs_fresh_read(&self) -> bool {
         self.metadata.deletion_timestamp.is_none()
-            && self.finalizers().iter().any(|f| f == FINALIZER)
+            && snapshot::has_finalizer(self)
             && self.recorded_id().is_none()
     }
 }
 
-/// Drops from the cached metadata what no reconcile reads: managed fields (most of an object as
-/// the API server sends it) and the copy of the spec client-side `kubectl apply` keeps in an
-/// annotation; leaves no spare capacity in the finalizer list.
-pub fn trim(obj: &mut CachedEvaluation) {
-    let meta = &mut obj.metadata;
-    meta.managed_fields = None;
-    if let Some(annotations) = &mut meta.annotations {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-        if annotations.is_empty() {
-            meta.annotations = None;
+/// `ObjectMeta` as the API server sends it, less what no reconcile reads: managed fields (most of
+/// an object's JSON, and most of the allocations of decoding it: every `fieldsV1` is a tree of
+/// maps) and the copy of the spec client-side `kubectl apply` keeps in an annotation. Serde skips
+/// an unknown field without allocating, so neither is ever built.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanMetadata {
+    #[serde(default, deserialize_with = "annotations_but_last_applied")]
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+impl LeanMetadata {
+    fn decode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
+        let meta = Self::deserialize(deserializer)?;
+        Ok(ObjectMeta {
+            annotations: meta.annotations,
+            creation_timestamp: meta.creation_timestamp,
+            deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
+            deletion_timestamp: meta.deletion_timestamp,
+            // A vector grown while decoding keeps spare room for four; the cache keeps it long.
+            finalizers: meta.finalizers.map(|mut finalizers| {
+                finalizers.shrink_to_fit();
+                finalizers
+            }),
+            generate_name: meta.generate_name,
+            generation: meta.generation,
+            labels: meta.labels,
+            managed_fields: None,
+            name: meta.name,
+            namespace: meta.namespace,
+            owner_references: meta.owner_references,
+            resource_version: meta.resource_version,
+            self_link: meta.self_link,
+            uid: meta.uid,
+        })
+    }
+}
+
+/// The annotations without kubectl's last-applied copy of the spec (skipped, not decoded); `None`
+/// when nothing else is left.
+fn annotations_but_last_applied<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct Annotations;
+    impl<'de> Visitor<'de> for Annotations {
+        type Value = Option<BTreeMap<String, String>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of annotations")
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+            inner.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == LAST_APPLIED_ANNOTATION {
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    kept.insert(key, map.next_value()?);
+                }
+            }
+            Ok((!kept.is_empty()).then_some(kept))
         }
     }
-    if let Some(finalizers) = &mut meta.finalizers {
-        finalizers.shrink_to_fit();
-    }
+    deserializer.deserialize_option(Annotations)
 }
 
 impl Resource for CachedEvaluation {

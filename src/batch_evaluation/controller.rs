@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::{
     api::FORCE_RELEASE_ANNOTATION,
     batch_evaluation::{
-        cached::{self, CachedEvaluation},
+        cached::CachedEvaluation,
         reconciler::{self, Context},
     },
 };
@@ -65,7 +65,6 @@ pub async fn run(
     let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(cached::trim)
         .reflect(writer)
         // A deleted object's series go with it, however its finalizer came off. A watch that
         // expired resumes with a fresh list and no Delete for what went in between: once the

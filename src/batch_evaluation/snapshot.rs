@@ -1,7 +1,6 @@
 //! The first stage of a reconcile: the object as the decisions see it. Pure: computed from the
 //! object (fresh from the API server where [`CachedEvaluation::needs_fresh_read`] says so), the
-//! operator's
-//! settings and the clock.
+//! operator's settings and the clock.
 //!
 //! [`CachedEvaluation::needs_fresh_read`]: crate::batch_evaluation::cached::CachedEvaluation::needs_fresh_read
 
@@ -53,8 +52,12 @@ pub struct Snapshot {
     pub adoption_conflict: Option<String>,
 }
 
-fn has_finalizer(obj: &BatchEvaluation) -> bool {
-    obj.finalizers().iter().any(|f| f == FINALIZER)
+/// Whether the operator's finalizer is on the object (or on its cached form).
+pub(crate) fn has_finalizer(obj: &impl Resource) -> bool {
+    obj.meta()
+        .finalizers
+        .as_deref()
+        .is_some_and(|finalizers| finalizers.iter().any(|f| f == FINALIZER))
 }
 
 impl Snapshot {

@@ -6,7 +6,7 @@ use kube::core::{ObjectList, WatchEvent};
 
 use super::*;
 use crate::{
-    api::BatchEvaluationSpec,
+    api::{BatchEvaluationSpec, FINALIZER},
     batch_evaluation::{reason::Reason, snapshot::Snapshot},
 };
 
@@ -236,6 +236,58 @@ fn the_cache_drops_managed_fields_and_the_last_applied_copy() {
         .insert("argocd.argoproj.io/tracking-id".into(), "app:x".into());
     let cached = CachedEvaluation::of(&whole).expect("cached form");
     assert_eq!(cached.annotations().len(), 1);
+}
+
+/// Every metadata field the cache keeps comes through, whatever managed fields (a `fieldsV1` tree
+/// of any shape) and annotations an object carries; `null` reads as absent, as in `ObjectMeta`.
+#[test]
+fn the_cache_keeps_every_metadata_field_but_managed_fields() {
+    let kept = ObjectMeta {
+        annotations: Some(BTreeMap::from([("team".to_owned(), "a".to_owned())])),
+        creation_timestamp: Some(Time(now())),
+        deletion_grace_period_seconds: Some(0),
+        deletion_timestamp: Some(Time(now())),
+        finalizers: Some(vec![FINALIZER.into(), "example.com/other".into()]),
+        generate_name: Some("nightly-".into()),
+        generation: Some(3),
+        labels: Some(BTreeMap::from([("app".to_owned(), "agent".to_owned())])),
+        managed_fields: None,
+        name: Some("nightly-x7".into()),
+        namespace: Some("team-a".into()),
+        owner_references: Some(vec![OwnerReference {
+            api_version: "agentcore.aws.dev/v1alpha1".into(),
+            kind: "BatchEvaluationSchedule".into(),
+            name: "nightly".into(),
+            uid: "5f0c".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]),
+        resource_version: Some("41".into()),
+        self_link: Some("/apis/x".into()),
+        uid: Some("0b4e".into()),
+    };
+    let mut sent = serde_json::to_value(&kept).expect("metadata JSON");
+    sent["managedFields"] = serde_json::json!([{
+        "manager": "kubectl", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:team": {}}}, "f:spec": {"f:x": [1, null, true]}},
+    }]);
+    sent["annotations"][LAST_APPLIED_ANNOTATION] = "{\"spec\":{}}".into();
+    let object = serde_json::json!({"metadata": sent, "spec": {}});
+    let cached: CachedEvaluation = serde_json::from_value(object).expect("cached form");
+    assert_eq!(cached.metadata, kept);
+    assert_eq!(
+        cached.metadata.finalizers.as_ref().map(Vec::capacity),
+        Some(2)
+    );
+
+    let nulls = serde_json::json!({"metadata": {"name": "x", "annotations": null, "labels": null}});
+    let cached: CachedEvaluation = serde_json::from_value(nulls).expect("cached form");
+    assert_eq!(cached.metadata.annotations, None);
+    assert_eq!(cached.metadata.labels, None);
+    let only_last_applied =
+        serde_json::json!({"metadata": {"annotations": {LAST_APPLIED_ANNOTATION: "{}"}}});
+    let cached: CachedEvaluation = serde_json::from_value(only_last_applied).expect("cached form");
+    assert_eq!(cached.metadata.annotations, None);
 }
 
 #[test]
