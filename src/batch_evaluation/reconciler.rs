@@ -26,6 +26,7 @@ use kube::{
     },
 };
 use rand::Rng;
+use serde::de::IgnoredAny;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
@@ -268,9 +269,8 @@ async fn apply(
     snapshot: &Snapshot,
     outcome: Outcome,
 ) -> Result<(Action, &'static str), Error> {
-    let api: Api<BatchEvaluation> = Api::namespaced(ctx.client.clone(), &snapshot.namespace);
     if let Some(status) = &outcome.status {
-        patch_status(&api, &snapshot.name, status).await?;
+        patch_status(&ctx.client, snapshot, status).await?;
     }
     // The series follow the status at once; a released object's go before its finalizer, since
     // once that is off the object can vanish and `kubectl delete` return before this task
@@ -292,7 +292,7 @@ async fn apply(
             reason = Reason::from(release).as_str(),
             "releasing finalizer"
         );
-        remove_finalizer(&api, obj).await?;
+        remove_finalizer(&ctx.client, snapshot, obj).await?;
     }
     let action = match outcome.requeue {
         Requeue::Backoff(kind) => {
@@ -415,35 +415,39 @@ async fn add_finalizer(
             { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
         ])
     };
-    json_patch(api, &obj.name_any(), patch).await
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &json_patch(patch)?,
+        )
+        .await?)
 }
 
-async fn remove_finalizer(api: &Api<BatchEvaluation>, obj: &BatchEvaluation) -> Result<(), Error> {
+async fn remove_finalizer(
+    client: &Client,
+    snapshot: &Snapshot,
+    obj: &BatchEvaluation,
+) -> Result<(), Error> {
     let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };
     let path = format!("/metadata/finalizers/{index}");
-    let patch = json!([
+    let patch = json_patch(json!([
         { "op": "test", "path": path, "value": FINALIZER },
         { "op": "remove", "path": path },
-    ]);
-    match json_patch(api, &obj.name_any(), patch).await {
+    ]))?;
+    match send_patch(client, snapshot, Target::Object, &patch).await {
         // Already gone: another reconcile or a person removed it.
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        other => other.map(drop),
+        other => other,
     }
 }
 
-async fn json_patch(
-    api: &Api<BatchEvaluation>,
-    name: &str,
-    patch: serde_json::Value,
-) -> Result<BatchEvaluation, Error> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(|e| Error::InvalidObject(e.to_string()))?;
-    Ok(api
-        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await?)
+fn json_patch(patch: serde_json::Value) -> Result<Patch<()>, Error> {
+    serde_json::from_value(patch)
+        .map(Patch::Json)
+        .map_err(|e| Error::InvalidObject(e.to_string()))
 }
 
 /// Replaces the whole status in one JSON Patch `add`: fields that disappeared are removed
@@ -451,19 +455,51 @@ async fn json_patch(
 /// edits by others never conflict with it. The patch is built as a value, not through
 /// `json!` and a parse: this runs on every status write.
 async fn patch_status(
-    api: &Api<BatchEvaluation>,
-    name: &str,
+    client: &Client,
+    snapshot: &Snapshot,
     status: &BatchEvaluationStatus,
 ) -> Result<(), Error> {
     let value = serde_json::to_value(status).map_err(|e| Error::InvalidObject(e.to_string()))?;
-    let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
+    let patch = Patch::Json(json_patch::Patch(vec![json_patch::PatchOperation::Add(
         json_patch::AddOperation {
             path: json_patch::jsonptr::Pointer::from_static("/status").to_buf(),
             value,
         },
-    )]);
-    api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await?;
+    )]));
+    send_patch(client, snapshot, Target::Status, &patch).await
+}
+
+/// What a patch changes: the object (its metadata) or its status subresource.
+#[derive(Clone, Copy)]
+enum Target {
+    Object,
+    Status,
+}
+
+/// Sends a patch and skips the object the API server answers with instead of decoding it, as
+/// `Api::patch` would: that answer is the whole object, managed fields and all, and nothing
+/// reads it (the watch brings the change to the cache). Only the finalizer's addition, whose
+/// answer a Start may read, goes through `Api::patch`.
+async fn send_patch(
+    client: &Client,
+    snapshot: &Snapshot,
+    target: Target,
+    patch: &Patch<()>,
+) -> Result<(), Error> {
+    let request =
+        kube::core::Request::new(BatchEvaluation::url_path(&(), Some(&snapshot.namespace)));
+    let params = PatchParams::default();
+    let mut request = match target {
+        Target::Object => request.patch(&snapshot.name, &params, patch),
+        Target::Status => request.patch_subresource("status", &snapshot.name, &params, patch),
+    }
+    .map_err(kube::Error::BuildRequest)?;
+    // Names the request in kube's client traces, as `Api` does.
+    request.extensions_mut().insert(match target {
+        Target::Object => "patch",
+        Target::Status => "patch_status",
+    });
+    client.request::<IgnoredAny>(request).await?;
     Ok(())
 }
 
