@@ -489,16 +489,16 @@ async fn send_patch(
     let request =
         kube::core::Request::new(BatchEvaluation::url_path(&(), Some(&snapshot.namespace)));
     let params = PatchParams::default();
-    let mut request = match target {
-        Target::Object => request.patch(&snapshot.name, &params, patch),
-        Target::Status => request.patch_subresource("status", &snapshot.name, &params, patch),
-    }
-    .map_err(kube::Error::BuildRequest)?;
-    // Names the request in kube's client traces, as `Api` does.
-    request.extensions_mut().insert(match target {
-        Target::Object => "patch",
-        Target::Status => "patch_status",
-    });
+    // The second name labels the request in kube's client traces, as `Api` does.
+    let (request, traced_as) = match target {
+        Target::Object => (request.patch(&snapshot.name, &params, patch), "patch"),
+        Target::Status => (
+            request.patch_subresource("status", &snapshot.name, &params, patch),
+            "patch_status",
+        ),
+    };
+    let mut request = request.map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert(traced_as);
     client.request::<IgnoredAny>(request).await?;
     Ok(())
 }

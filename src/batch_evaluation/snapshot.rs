@@ -54,10 +54,7 @@ pub struct Snapshot {
 
 /// Whether the operator's finalizer is on the object (or on its cached form).
 pub(crate) fn has_finalizer(obj: &impl Resource) -> bool {
-    obj.meta()
-        .finalizers
-        .as_deref()
-        .is_some_and(|finalizers| finalizers.iter().any(|f| f == FINALIZER))
+    obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 impl Snapshot {
