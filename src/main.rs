@@ -14,6 +14,11 @@ use agentcore_operator::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+/// jemalloc instead of glibc malloc: its per-size-class allocation is cheaper among the many small,
+/// long-lived allocations of a large cache (measured in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     version,
