@@ -7,7 +7,10 @@ use std::{
     time::Duration,
 };
 
-use agentcore_operator::metrics::{Metrics, ObjectMetrics};
+use agentcore_operator::{
+    metrics::{Metrics, ObjectMetrics},
+    remote::RemoteStatus,
+};
 use anyhow::{Context as _, ensure};
 
 mod support;
@@ -50,9 +53,9 @@ fn served_families() -> BTreeSet<String> {
     metrics.observe_reconcile(true, "Waiting", Duration::from_millis(5));
     metrics.observe_aws_call("GetBatchEvaluation", "success", Duration::from_millis(5));
     let object = ObjectMetrics {
-        remote_status: Some("IN_PROGRESS".into()),
+        remote_status: Some(RemoteStatus::InProgress),
         deleting_since: Some(jiff::Timestamp::UNIX_EPOCH),
-        scores: vec![("Builtin.Helpfulness".into(), 0.5)],
+        scores: Box::new([("Builtin.Helpfulness".into(), 0.5)]),
         passed: Some(true),
     };
     metrics.set_object("ns", "name", Some(object));

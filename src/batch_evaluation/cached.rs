@@ -12,6 +12,8 @@
 //!   ([`CachedEvaluation::to_object`]), with the few fields that the start queue and adoption
 //!   read of every object decoded beside it ([`CachedStatus`]). One string instead of a struct
 //!   of about twenty strings, vectors and conditions: a third of the bytes and one allocation.
+//!   The string is kept LZ4-compressed against [`STATUS_DICTIONARY`] ([`PackedJson`]): what every
+//!   status repeats (field names, conditions, the ARN's prefix) is not stored again per object.
 //!
 //! A reconcile works on [`CachedEvaluation::to_object`], the object with its status and the
 //! spec's decision fields, or on a fresh read where the cache could hide a just-recorded job id.
@@ -92,8 +94,35 @@ pub struct CachedStatus {
     /// The `Stalled=True` condition: its reason and the generation it was written for.
     pub stall: Option<(StallReason, Option<i64>)>,
     /// The whole status, as compact JSON.
-    json: Box<str>,
+    json: PackedJson,
 }
+
+/// Compact JSON, LZ4-compressed against [`STATUS_DICTIONARY`] (size prepended). A finished
+/// job's status of about 1,250 bytes is kept in about 260: `cache-footprint` measured the
+/// projection at 978 bytes per object, 1,965 with the JSON as it is. Compressing costs a few
+/// microseconds per status the watch delivers, decompressing less per reconcile.
+#[derive(Clone, Debug)]
+struct PackedJson(Box<[u8]>);
+
+impl PackedJson {
+    fn pack(json: &[u8]) -> Self {
+        Self(
+            lz4_flex::block::compress_prepend_size_with_dict(json, STATUS_DICTIONARY)
+                .into_boxed_slice(),
+        )
+    }
+
+    fn unpack(&self) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
+        lz4_flex::block::decompress_size_prepended_with_dict(&self.0, STATUS_DICTIONARY)
+    }
+}
+
+/// What a status shares with every other: each field name in the order the status is
+/// encoded, the conditions as a finished job has them, the ARN's prefix, the service's status
+/// values and built-in evaluator ids. LZ4 refers back into it instead of storing the bytes
+/// again; any bytes work, these are the ones that match. The status's unit tests check that
+/// every field name is here.
+const STATUS_DICTIONARY: &[u8] = br#"IN_PROGRESS PENDING STOPPING STOPPED FAILED DELETING COMPLETED_WITH_ERRORS Builtin.GoalSuccessRate Builtin.Faithfulness "reason":"CriteriaMet" "reason":"CriteriaMissed" "reason":"AwaitingResults" "reason":"InProgress" "reason":"Queued" "reason":"Started" "type":"Passed" "cleanupStep":"AwaitingTerminal" "cleanupStep":"AwaitingRemoval" "errorDetails":"" {"observedGeneration":1,"batchEvaluationId":"","batchEvaluationArn":"arn:aws:bedrock-agentcore:us-east-1:000000000000:batch-evaluation/","batchEvaluationName":"","region":"us-east-1","roleArn":"arn:aws:iam::000000000000:role/","remoteStatus":"COMPLETED","sessions":"10/10","averageScore":0.5,"startedAt":"2026-01-01T00:00:00.0Z","completedAt":"2026-01-01T00:00:00.0Z","lastSyncedAt":"2026-01-01T00:00:00.000000000Z","results":{"totalSessions":10,"sessionsCompleted":10,"sessionsInProgress":0,"sessionsFailed":0,"sessionsIgnored":0,"evaluators":[{"evaluatorId":"Builtin.Helpfulness","dimension":"","averageScore":0.5,"totalEvaluated":10,"totalFailed":0},{"evaluatorId":"Builtin.Correctness","averageScore":0.5,"totalEvaluated":10,"totalFailed":0}]},"conditions":[{"lastTransitionTime":"2026-01-01T00:00:00Z","message":"the job finished: COMPLETED","observedGeneration":1,"reason":"Completed","status":"True","type":"Ready"},{"lastTransitionTime":"2026-01-01T00:00:00Z","message":"","observedGeneration":1,"reason":"Completed","status":"False","type":"Reconciling"},{"lastTransitionTime":"2026-01-01T00:00:00Z","message":"","observedGeneration":1,"reason":"NotStalled","status":"False","type":"Stalled"}]}"#;
 
 impl<'de> Deserialize<'de> for CachedStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -102,9 +131,7 @@ impl<'de> Deserialize<'de> for CachedStatus {
         // the encoding, but serde buffers a watch event whose `object` comes before its `type`,
         // and a buffered value cannot be kept as raw JSON.)
         let status = BatchEvaluationStatus::deserialize(deserializer)?;
-        let json = serde_json::to_string(&status)
-            .map_err(D::Error::custom)?
-            .into_boxed_str();
+        let json = PackedJson::pack(&serde_json::to_vec(&status).map_err(D::Error::custom)?);
         Ok(Self {
             names_job: status.batch_evaluation_id.is_some()
                 || status.batch_evaluation_name.is_some(),
@@ -158,7 +185,10 @@ impl CachedEvaluation {
             status: self
                 .status
                 .as_ref()
-                .map(|s| serde_json::from_str(&s.json))
+                .map(|s| {
+                    let json = s.json.unpack().map_err(serde_json::Error::custom)?;
+                    serde_json::from_slice(&json)
+                })
                 .transpose()?,
         })
     }

@@ -11,11 +11,14 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt, future};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt, controller::Config as ControllerConfig, reflector, watcher,
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        reflector::{self, ObjectRef},
+        watcher,
     },
 };
 use tokio::sync::watch;
@@ -63,19 +66,42 @@ pub async fn run(
         }
     });
     let forget = ctx.clone();
+    let store = reader.clone();
+    let mut writer = writer;
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .reflect(writer)
-        // A deleted object's series go with it, however its finalizer came off. A watch that
-        // expired resumes with a fresh list and no Delete for what went in between: once the
-        // cache holds the new list, what it lacks is forgotten.
-        .inspect_ok(move |event| match event {
-            watcher::Event::Delete(obj) => forget.forget(obj),
-            watcher::Event::InitDone => forget.forget_missing(),
-            _ => {}
+        // What kube-runtime's `reflect` and `predicate_filter` do, in one step: whether an
+        // object needs a reconcile is decided against the version the cache holds before it
+        // takes the new one, so no table of hashes per object is kept beside the cache
+        // (`predicate_filter`'s kept 211 bytes per object for an hour: 2.1 MB at 10,000).
+        .map_ok(move |event| {
+            let triggers = match &event {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                    let key = ObjectRef::new(&obj.name_any())
+                        .within(&obj.namespace().unwrap_or_default());
+                    needs_reconcile(store.get(&key).as_deref(), obj)
+                }
+                _ => false,
+            };
+            writer.apply_watcher_event(&event);
+            // A deleted object's series go with it, however its finalizer came off. A watch
+            // that expired resumes with a fresh list and no Delete for what went in between:
+            // once the cache holds the new list, what it lacks is forgotten.
+            match &event {
+                watcher::Event::Delete(obj) => forget.forget(obj),
+                watcher::Event::InitDone => forget.forget_missing(),
+                _ => {}
+            }
+            (event, triggers)
         })
-        .applied_objects()
-        .predicate_filter(relevant_change, Default::default());
+        .try_filter_map(|(event, triggers)| {
+            future::ready(Ok(match event {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if triggers => {
+                    Some(obj)
+                }
+                _ => None,
+            }))
+        });
 
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -100,7 +126,7 @@ pub async fn run(
 /// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
 /// operator's own annotation (the force-release escape hatch does not bump the generation). The operator's own status writes pass none of these, so they cost no
 /// reconcile; nor do labels and annotations written by other tools (GitOps tracking ids, ...).
-fn relevant_change(obj: &CachedEvaluation) -> Option<u64> {
+fn relevant_change(obj: &CachedEvaluation) -> u64 {
     let mut hasher = DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
@@ -109,7 +135,13 @@ fn relevant_change(obj: &CachedEvaluation) -> Option<u64> {
         .get(FORCE_RELEASE_ANNOTATION)
         .hash(&mut hasher);
     obj.meta().uid.hash(&mut hasher);
-    Some(hasher.finish())
+    hasher.finish()
+}
+
+/// Whether `new`, as the watch delivers it, needs a reconcile, given the version the cache
+/// held before (`None`: the controller has not seen the object yet, as at start-up).
+fn needs_reconcile(cached: Option<&CachedEvaluation>, new: &CachedEvaluation) -> bool {
+    cached.is_none_or(|cached| relevant_change(cached) != relevant_change(new))
 }
 
 #[cfg(test)]
@@ -118,8 +150,10 @@ mod tests {
     use crate::api::BatchEvaluation;
     use std::collections::BTreeMap;
 
-    fn relevant_change(obj: &BatchEvaluation) -> Option<u64> {
-        super::relevant_change(&CachedEvaluation::of(obj).expect("cached form"))
+    /// Whether `new` needs a reconcile when the cache holds `cached`.
+    fn triggers(cached: Option<&BatchEvaluation>, new: &BatchEvaluation) -> bool {
+        let project = |obj: &BatchEvaluation| CachedEvaluation::of(obj).expect("cached form");
+        needs_reconcile(cached.map(project).as_ref(), &project(new))
     }
 
     fn object() -> BatchEvaluation {
@@ -131,19 +165,23 @@ mod tests {
     #[test]
     fn status_writes_do_not_trigger_but_the_escape_hatch_does() {
         let base = object();
+        // Not in the cache yet (a new object, or every object at start-up).
+        assert!(triggers(None, &base));
+        assert!(!triggers(Some(&base), &base));
+
         let mut with_status = base.clone();
         with_status.status = Some(crate::api::BatchEvaluationStatus {
             observed_generation: 1,
             ..Default::default()
         });
-        assert_eq!(relevant_change(&base), relevant_change(&with_status));
+        assert!(!triggers(Some(&base), &with_status));
 
         let mut annotated = base.clone();
         annotated.meta_mut().annotations = Some(BTreeMap::from([(
             FORCE_RELEASE_ANNOTATION.to_owned(),
             "true".to_owned(),
         )]));
-        assert_ne!(relevant_change(&base), relevant_change(&annotated));
+        assert!(triggers(Some(&base), &annotated));
 
         // Another tool's annotations and labels: no reconcile, so no AWS call.
         let mut foreign = base.clone();
@@ -152,14 +190,25 @@ mod tests {
             "app:evals.agentcore.dev/BatchEvaluation:team-a/demo".to_owned(),
         )]));
         foreign.meta_mut().labels = Some(BTreeMap::from([("team".to_owned(), "a".to_owned())]));
-        assert_eq!(relevant_change(&base), relevant_change(&foreign));
+        assert!(!triggers(Some(&base), &foreign));
 
         let mut finalized = base.clone();
         finalized.meta_mut().finalizers = Some(vec![crate::api::FINALIZER.into()]);
-        assert_ne!(relevant_change(&base), relevant_change(&finalized));
+        assert!(triggers(Some(&base), &finalized));
 
         let mut respec = base.clone();
         respec.meta_mut().generation = Some(2);
-        assert_ne!(relevant_change(&base), relevant_change(&respec));
+        assert!(triggers(Some(&base), &respec));
+
+        let mut deleting = base.clone();
+        deleting.meta_mut().deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(triggers(Some(&base), &deleting));
+
+        // Deleted and created again under the same name while the watch was away.
+        let mut recreated = base.clone();
+        recreated.meta_mut().uid = Some("another".into());
+        assert!(triggers(Some(&base), &recreated));
     }
 }

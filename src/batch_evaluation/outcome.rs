@@ -364,17 +364,17 @@ fn object_metrics(
         .iter()
         .flat_map(|r| &r.evaluators)
         .filter_map(|e| {
-            let label = match (&e.evaluator_id, &e.dimension) {
-                (Some(id), Some(dim)) => format!("{id}/{dim}"),
-                (Some(id), None) => id.clone(),
-                (None, Some(dim)) => dim.clone(),
+            let label: Box<str> = match (&e.evaluator_id, &e.dimension) {
+                (Some(id), Some(dim)) => format!("{id}/{dim}").into(),
+                (Some(id), None) => id.as_str().into(),
+                (None, Some(dim)) => dim.as_str().into(),
                 (None, None) => return None,
             };
             e.average_score.map(|s| (label, s))
         })
         .collect();
     ObjectMetrics {
-        remote_status: status.remote_status.clone(),
+        remote_status: status.remote_status.as_deref().map(RemoteStatus::parse),
         deleting_since: snapshot.deleting_since,
         scores,
         passed: match gate {

@@ -312,3 +312,90 @@ fn only_an_object_that_may_start_is_read_fresh() {
     obj.meta_mut().deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
     assert!(!cached(&obj).needs_fresh_read(), "a deletion never starts");
 }
+
+/// A finished job's status, as the cache packs it: unchanged when unpacked, and in less than
+/// half its JSON's bytes.
+#[test]
+fn a_finished_status_is_packed_without_loss() {
+    let id = "team_a_demo_0b4e7a52-uWo9KiKBzM";
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: Some(2),
+        last_transition_time: Time(now()),
+    };
+    let mut obj = object("demo");
+    let status = BatchEvaluationStatus {
+        observed_generation: 2,
+        batch_evaluation_id: Some(id.into()),
+        batch_evaluation_arn: Some(format!(
+            "arn:aws:bedrock-agentcore:us-west-2:123456789012:batch-evaluation/{id}"
+        )),
+        batch_evaluation_name: Some("team_a_demo_0b4e7a52".into()),
+        region: Some("us-west-2".into()),
+        remote_status: Some("COMPLETED".into()),
+        sessions: Some("10/10".into()),
+        average_score: Some(0.555),
+        started_at: Some("2026-12-03T07:22:21.1Z".into()),
+        completed_at: Some("2026-12-03T07:22:23.1Z".into()),
+        last_synced_at: Some("2026-12-03T07:22:23.217158853Z".into()),
+        results: Some(crate::api::EvaluationResults {
+            total_sessions: Some(10),
+            sessions_completed: Some(10),
+            sessions_in_progress: Some(0),
+            sessions_failed: Some(0),
+            sessions_ignored: Some(0),
+            evaluators: ["Builtin.Helpfulness", "Builtin.Correctness"]
+                .map(|evaluator| crate::api::EvaluatorResult {
+                    evaluator_id: Some(evaluator.into()),
+                    average_score: Some(0.581),
+                    total_evaluated: Some(10),
+                    total_failed: Some(0),
+                    ..Default::default()
+                })
+                .into(),
+        }),
+        conditions: vec![
+            condition("Ready", "True", "Completed", "the job finished: COMPLETED"),
+            condition("Reconciling", "False", "Completed", ""),
+            condition("Stalled", "False", "NotStalled", ""),
+        ],
+        ..Default::default()
+    };
+    obj.status = Some(status.clone());
+    let cached = CachedEvaluation::of(&obj).expect("cached form");
+    let packed = cached.status.as_ref().expect("status").json.0.len();
+    let json = serde_json::to_vec(&status).expect("status JSON").len();
+    assert!(packed * 2 < json, "{packed} bytes packed of {json}");
+    assert_eq!(cached.to_object().expect("unpacked").status, Some(status));
+}
+
+/// Every field name a status can have is in the dictionary its JSON is packed against (a
+/// renamed or added field would otherwise be stored in full in every object).
+#[test]
+fn the_status_dictionary_names_every_status_field() {
+    fn names(schema: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, property) in properties {
+                out.push(name.clone());
+                names(property, out);
+            }
+        }
+        if schema["items"].is_object() {
+            names(&schema["items"], out);
+        }
+    }
+    let crd = serde_json::to_value(crate::crdgen::crd()).expect("CRD JSON");
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let mut found = Vec::new();
+    names(status, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    let dictionary = String::from_utf8_lossy(STATUS_DICTIONARY);
+    let missing: Vec<_> = found
+        .iter()
+        .filter(|name| !dictionary.contains(&format!("\"{name}\":")))
+        .collect();
+    assert!(missing.is_empty(), "not in STATUS_DICTIONARY: {missing:?}");
+}
