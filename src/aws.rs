@@ -299,6 +299,8 @@ impl AgentCore {
         Ok(out.map(|out| RemoteStatus::parse(out.status().as_str())))
     }
 
+    /// Awaits one AWS call, counting it by operation, outcome and duration, and classifies its
+    /// error.
     ///
     /// The call's future is boxed: the SDK's are 6 to 13 KB, and unboxed they would be carried
     /// in line by every future above them, up to the reconcile's, which kube-runtime keeps one

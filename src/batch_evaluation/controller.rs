@@ -40,7 +40,7 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let ready_reader = reader.clone();
     let (wake, woken) = futures::channel::mpsc::unbounded();
     ctx.attach(reader.clone(), wake);
@@ -67,7 +67,6 @@ pub async fn run(
     });
     let forget = ctx.clone();
     let store = reader.clone();
-    let mut writer = writer;
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         // What kube-runtime's `reflect` and `predicate_filter` do, in one step: whether an
@@ -77,9 +76,7 @@ pub async fn run(
         .map_ok(move |event| {
             let triggers = match &event {
                 watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
-                    let key = ObjectRef::new(&obj.name_any())
-                        .within(&obj.namespace().unwrap_or_default());
-                    needs_reconcile(store.get(&key).as_deref(), obj)
+                    needs_reconcile(store.get(&ObjectRef::from_obj(obj)).as_deref(), obj)
                 }
                 _ => false,
             };
@@ -92,16 +89,14 @@ pub async fn run(
                 watcher::Event::InitDone => forget.forget_missing(),
                 _ => {}
             }
-            (event, triggers)
-        })
-        .try_filter_map(|(event, triggers)| {
-            future::ready(Ok(match event {
+            match event {
                 watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if triggers => {
                     Some(obj)
                 }
                 _ => None,
-            }))
-        });
+            }
+        })
+        .try_filter_map(future::ok);
 
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
