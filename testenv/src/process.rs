@@ -409,9 +409,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("testenv-find-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let marker = dir.join("unique-marker-arg");
-        // The marker rides on the command line as sh's $0.
-        let mut command = Command::new("sh");
-        command.arg("-c").arg("sleep 30; : \"$0\"").arg(&marker);
+        std::fs::write(&marker, "").unwrap();
+        // One process that never forks, with the marker on its command line: `sh -c` forked a
+        // child for its command, which carried sh's command line until it exec'd, and was
+        // found beside the shell when the check ran in that moment (a CI run did).
+        let mut command = Command::new("tail");
+        command.arg("-f").arg(&marker);
         let child = Supervised::spawn(
             "marked",
             command,
