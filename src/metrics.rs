@@ -1,7 +1,7 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`). One registry, created once.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -155,8 +155,8 @@ pub struct ObjectMetrics {
     /// When deletion was requested: the age is taken at each scrape, so it keeps growing while
     /// a held deletion waits between reconciles (backoff up to minutes).
     pub deleting_since: Option<Timestamp>,
-    /// (evaluator label, average score)
-    pub scores: Box<[(Box<str>, f64)]>,
+    /// (evaluator label, average score). The table keeps each label once ([`PerObjectTable`]).
+    pub scores: Box<[(Arc<str>, f64)]>,
     /// The quality gate's verdict: `None` while the job runs or without pass criteria.
     pub passed: Option<bool>,
 }
@@ -180,8 +180,38 @@ impl ObjectMetrics {
 /// about 180 here (heaptrack, agentcore-bench).
 #[derive(Debug, Default)]
 struct PerObject {
+    table: Mutex<PerObjectTable>,
+}
+
+#[derive(Debug, Default)]
+struct PerObjectTable {
     /// Keyed by `namespace/name` ([`object_key`]): one allocation per object instead of two.
-    objects: Mutex<HashMap<Box<str>, ObjectMetrics>>,
+    objects: HashMap<Box<str>, ObjectMetrics>,
+    /// Each evaluator label once, shared by the scores that carry it: objects report the same
+    /// few evaluators, and a label of its own cost each object 32 bytes or more per evaluator.
+    /// A label leaves with the last score that uses it.
+    evaluators: HashSet<Arc<str>>,
+}
+
+impl PerObjectTable {
+    /// The shared copy of `label`.
+    fn intern(&mut self, label: &Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.evaluators.get(label) {
+            return shared.clone();
+        }
+        self.evaluators.insert(label.clone());
+        label.clone()
+    }
+}
+
+/// Drops from `evaluators` the labels only `scores`, which are leaving the table, still use.
+fn release(evaluators: &mut HashSet<Arc<str>>, scores: &[(Arc<str>, f64)]) {
+    for (label, _) in scores {
+        // The set's reference and this one.
+        if Arc::strong_count(label) == 2 {
+            evaluators.remove(label);
+        }
+    }
 }
 
 /// The per-object table's key: neither a namespace nor a name can contain `/`.
@@ -196,7 +226,8 @@ fn split_key(key: &str) -> (&str, &str) {
 
 impl Collector for PerObject {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let objects = &table.objects;
         let mut family = encoder.encode_descriptor(
             "deleting_object_age_seconds",
             "Seconds since deletion was requested, for objects still being cleaned up",
@@ -291,42 +322,51 @@ impl Metrics {
 
     /// Replaces what one object contributes to the gauges (`None` when the object is gone).
     pub fn set_object(&self, namespace: &str, name: &str, now: Option<ObjectMetrics>) {
-        let mut objects = self
+        let mut table = self
             .per_object
-            .objects
+            .table
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let key = object_key(namespace, name);
-        let before = objects.get(&key);
+        let before = table.objects.get(&key);
         if before == now.as_ref() {
             return;
         }
         if let Some(before) = before {
             self.objects.get_or_create(&before.status_labels()).dec();
         }
-        match now {
-            Some(now) => {
+        let left = match now {
+            Some(mut now) => {
                 self.objects.get_or_create(&now.status_labels()).inc();
-                objects.insert(key, now);
+                for (label, _) in &mut now.scores {
+                    *label = table.intern(label);
+                }
+                table.objects.insert(key, now)
             }
-            None => {
-                objects.remove(&key);
-            }
+            None => table.objects.remove(&key),
+        };
+        if let Some(left) = left {
+            release(&mut table.evaluators, &left.scores);
         }
     }
 
     /// Removes the series of every object `present` says is gone.
     pub fn retain_objects(&self, present: impl Fn(&str, &str) -> bool) {
-        let mut objects = self
+        let mut table = self
             .per_object
-            .objects
+            .table
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let PerObjectTable {
+            objects,
+            evaluators,
+        } = &mut *table;
         objects.retain(|key, m| {
             let (namespace, name) = split_key(key);
             let keep = present(namespace, name);
             if !keep {
                 self.objects.get_or_create(&m.status_labels()).dec();
+                release(evaluators, &m.scores);
             }
             keep
         });
@@ -387,6 +427,47 @@ mod tests {
             !text.contains("agentcore_operator_evaluation_passed{"),
             "{text}"
         );
+    }
+
+    /// Objects that report the same evaluator share one copy of its label, which goes with the
+    /// last of them.
+    #[test]
+    fn evaluator_labels_are_kept_once() {
+        let metrics = Metrics::default();
+        let scored = |score| ObjectMetrics {
+            remote_status: Some(RemoteStatus::Completed),
+            // A label of its own, as each reconcile makes it.
+            scores: Box::new([(Arc::from("Builtin.Helpfulness"), score)]),
+            ..ObjectMetrics::default()
+        };
+        let labels = |metrics: &Metrics| {
+            let table = metrics.per_object.table.lock().expect("table");
+            let mut labels: Vec<Arc<str>> = table
+                .objects
+                .values()
+                .flat_map(|m| m.scores.iter().map(|(label, _)| label.clone()))
+                .collect();
+            labels.sort();
+            (labels, table.evaluators.len())
+        };
+        metrics.set_object("ns", "a", Some(scored(0.8)));
+        metrics.set_object("ns", "b", Some(scored(0.6)));
+        // A new score for "a" replaces its entry; the label stays shared.
+        metrics.set_object("ns", "a", Some(scored(0.9)));
+        {
+            let (kept, evaluators) = labels(&metrics);
+            assert_eq!(kept.len(), 2);
+            assert!(Arc::ptr_eq(&kept[0], &kept[1]), "one copy of the label");
+            assert_eq!(evaluators, 1);
+            // `kept`'s references go here: the table counts who uses a label.
+        }
+
+        metrics.set_object("ns", "a", None);
+        assert_eq!(labels(&metrics).1, 1, "still used by b");
+        metrics.retain_objects(|_, _| false);
+        assert_eq!(labels(&metrics), (vec![], 0));
+        let text = metrics.render();
+        assert!(!text.contains("evaluator="), "{text}");
     }
 
     #[test]

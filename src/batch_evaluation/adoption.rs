@@ -19,7 +19,7 @@ pub fn owner_of(id: &str, me: &impl Resource, objects: &[Arc<CachedEvaluation>])
         .filter(|other| other.uid() != me.uid())
         .find(|other| {
             let records = other.recorded_id() == Some(id);
-            let adopts_first = other.spec.adopt_batch_evaluation_id.as_deref() == Some(id)
+            let adopts_first = other.spec.adopt_batch_evaluation_id() == Some(id)
                 && order(other.as_ref()) < order(me);
             records || adopts_first
         })

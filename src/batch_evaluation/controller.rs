@@ -91,7 +91,7 @@ pub async fn run(
             }
             match event {
                 watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if triggers => {
-                    Some(obj)
+                    Some(request_key(obj))
                 }
                 _ => None,
             }
@@ -116,6 +116,17 @@ pub async fn run(
         })
         .await;
     info!("controller stopped");
+}
+
+/// What of a changed object the controller receives. kube-runtime makes its request key of it
+/// (`ObjectRef::from_obj`) and drops it; the reconcile reads the cache's version. The key carries
+/// the uid and resourceVersion but never compares them, and every request waiting in kube-runtime's
+/// scheduler, and every requeue, is kept twice (its table and its timer queue): without the two
+/// strings, an object that waits costs about 110 bytes less.
+fn request_key(mut obj: CachedEvaluation) -> CachedEvaluation {
+    obj.metadata.uid = None;
+    obj.metadata.resource_version = None;
+    obj
 }
 
 /// Changes that need a reconcile: the spec (generation), deletion, finalizers, and the
@@ -155,6 +166,31 @@ mod tests {
         let mut obj = BatchEvaluation::new("demo", crate::api::BatchEvaluationSpec::default());
         obj.meta_mut().generation = Some(1);
         obj
+    }
+
+    /// The request key made of the copy the controller receives finds the cached object, uid
+    /// and all: the key's missing uid and resourceVersion take no part in the lookup.
+    #[test]
+    fn the_request_key_finds_the_cached_object() {
+        let mut obj = object();
+        obj.meta_mut().namespace = Some("team-a".into());
+        obj.meta_mut().uid = Some("0b4e7a52-6a3c-4cbb-9a39-2b7c1f0e9d11".into());
+        obj.meta_mut().resource_version = Some("4711".into());
+        let cached = CachedEvaluation::of(&obj).expect("cached form");
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(cached.clone()));
+
+        let key = ObjectRef::from_obj(&request_key(cached));
+        assert_eq!(
+            (
+                key.extra.uid.as_deref(),
+                key.extra.resource_version.as_deref()
+            ),
+            (None, None)
+        );
+        let found = reader.get(&key).expect("the cached object");
+        assert_eq!(found.meta().uid, obj.meta().uid);
+        assert_eq!(found.meta().resource_version, obj.meta().resource_version);
     }
 
     #[test]

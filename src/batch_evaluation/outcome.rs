@@ -2,7 +2,7 @@
 //! whole result, computed purely: the status to write (if any), the events, the object's
 //! metrics, whether the finalizer goes, and when to come back. The reconciler applies it once.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::runtime::events::{Event, EventType};
@@ -364,7 +364,7 @@ fn object_metrics(
         .iter()
         .flat_map(|r| &r.evaluators)
         .filter_map(|e| {
-            let label: Box<str> = match (&e.evaluator_id, &e.dimension) {
+            let label: Arc<str> = match (&e.evaluator_id, &e.dimension) {
                 (Some(id), Some(dim)) => format!("{id}/{dim}").into(),
                 (Some(id), None) => id.as_str().into(),
                 (None, Some(dim)) => dim.as_str().into(),

@@ -50,6 +50,7 @@ fn the_cache_decides_like_the_whole_object() {
         include_str!("../../../examples/online-evaluation.yaml"),
         include_str!("../../../examples/retain-policy.yaml"),
         include_str!("../../../examples/quickstart.yaml"),
+        include_str!("../../../examples/adopt-existing-job.yaml"),
     ];
     let tenancy = Tenancy::default();
     let mut compared = 0;
@@ -87,7 +88,15 @@ fn the_cache_decides_like_the_whole_object() {
             compared += 1;
         }
     }
-    assert!(compared >= 5, "{compared} example objects");
+    assert!(compared >= 6, "{compared} example objects");
+}
+
+/// The store keeps each object in an `Arc`: with its two counters, the struct fits jemalloc's
+/// 512-byte size class, the next being 640 (the boxed optional spec fields keep it there).
+#[test]
+fn a_cached_object_fits_a_512_byte_allocation() {
+    let arc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<CachedEvaluation>();
+    assert!(arc <= 512, "Arc<CachedEvaluation> takes {arc} bytes");
 }
 
 /// The start queue and adoption read the cache without decoding the status: what they read
